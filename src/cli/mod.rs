@@ -1,0 +1,145 @@
+//! The command line, spelled as runc spells it. One module per subcommand; each
+//! parses its flags and calls one container operation.
+
+pub mod create;
+pub mod delete;
+pub mod events;
+pub mod exec;
+pub mod features;
+pub mod goflags;
+pub mod kill;
+pub mod list;
+pub mod pause;
+pub mod ps;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;
+pub mod update;
+
+use crate::container::Globals;
+use crate::error::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "skiff",
+    about = "skiff: an OCI container runtime (runc-compatible)",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for container state
+    #[arg(long, global = true, default_value = "/run/skiff")]
+    pub root: PathBuf,
+    /// Log file (default stderr)
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+    /// Log format: text or json
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    pub log_format: String,
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd cgroup paths (slice:prefix:name)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Accepted for runc compatibility (criu path)
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a container
+    Create(create::Args),
+    /// Start a created container
+    Start(start::Args),
+    /// Create and start a container
+    Run(run::Args),
+    /// Output the state of a container
+    State(state::Args),
+    /// Send a signal to the container's init process
+    Kill(kill::Args),
+    /// Delete a container
+    Delete(delete::Args),
+    /// List containers
+    List(list::Args),
+    /// Execute a new process inside a container
+    Exec(exec::Args),
+    /// List processes running inside a container
+    Ps(ps::Args),
+    /// Suspend all processes of a container
+    Pause(pause::Args),
+    /// Resume all processes of a paused container
+    Resume(pause::Args),
+    /// Update container resource constraints
+    Update(update::Args),
+    /// Display container events and statistics
+    Events(events::Args),
+    /// Show the enabled features
+    Features(features::Args),
+    /// Create a new specification file
+    Spec(spec::Args),
+    #[command(hide = true)]
+    Init,
+}
+
+impl Cli {
+    pub fn globals(&self) -> Globals {
+        Globals {
+            root: self.root.clone(),
+            systemd_cgroup: self.systemd_cgroup,
+            rootless: matches!(self.rootless.as_deref(), Some("true")),
+        }
+    }
+}
+
+pub fn version_text() -> String {
+    format!(
+        "skiff version {}\ncommit: {}\nspec: {}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("SKIFF_COMMIT").unwrap_or("unknown"),
+        crate::container::state::OCI_VERSION
+    )
+}
+
+/// Run the chosen command; the result is the process exit status.
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let g = cli.globals();
+    let Some(cmd) = cli.cmd else {
+        if cli.version {
+            println!("{}", version_text());
+            return Ok(0);
+        }
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        return Ok(0);
+    };
+    match cmd {
+        Cmd::Create(a) => create::run(&g, a),
+        Cmd::Start(a) => start::run(&g, a),
+        Cmd::Run(a) => run::run(&g, a),
+        Cmd::State(a) => state::run(&g, a),
+        Cmd::Kill(a) => kill::run(&g, a),
+        Cmd::Delete(a) => delete::run(&g, a),
+        Cmd::List(a) => list::run(&g, a),
+        Cmd::Exec(a) => exec::run(&g, a),
+        Cmd::Ps(a) => ps::run(&g, a),
+        Cmd::Pause(a) => pause::pause(&g, a),
+        Cmd::Resume(a) => pause::resume(&g, a),
+        Cmd::Update(a) => update::run(&g, a),
+        Cmd::Events(a) => events::run(&g, a),
+        Cmd::Features(a) => features::run(&g, a),
+        Cmd::Spec(a) => spec::run(&g, a),
+        Cmd::Init => crate::process::init::main(),
+    }
+}

@@ -1,0 +1,441 @@
+//! create, start, kill, delete: the runtime-spec operations.
+
+use super::state::{State, Status};
+use super::store::{self, Store};
+use super::{proc_start_time, Container, Globals};
+use crate::bail;
+use crate::cgroups::{self, FreezerState, Manager};
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::process::init::InitConfig;
+use crate::process::launch::{self, Launch, Parent};
+use crate::spec;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, Default)]
+pub struct CreateOpts {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// `run` in the foreground: the terminal is proxied by us, no socket needed.
+    pub foreground: bool,
+}
+
+/// Undo a half-made container when create fails.
+struct Cleanup<'a> {
+    store: &'a Store,
+    id: &'a str,
+    cgroup: Option<&'a dyn Manager>,
+    pid: i32,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.pid > 0 {
+            let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(self.pid), None);
+        }
+        if let Some(cg) = self.cgroup {
+            kill_all_in(cg, Signal::SIGKILL);
+            if let Err(e) = cg.destroy() {
+                log::warn!("cleanup: {e}");
+            }
+        }
+        let _ = self.store.remove(self.id);
+    }
+}
+
+struct CreateParent<'a> {
+    store: &'a Store,
+    state: State,
+    spec: &'a Spec,
+}
+
+impl CreateParent<'_> {
+    fn oci_json(&self, status: Status) -> String {
+        serde_json::to_string(&self.state.to_oci(status)).unwrap_or_default()
+    }
+}
+
+impl Parent for CreateParent<'_> {
+    fn on_pid(&mut self, pid: i32) -> Result<()> {
+        self.state.pid = pid;
+        self.state.init_start_time = proc_start_time(pid).map(|x| x.0).unwrap_or(0);
+        self.store
+            .write_json(&self.state.id, store::STATE_FILE, &self.state)
+    }
+
+    fn run_hooks(&mut self, _pid: i32) -> Result<()> {
+        let json = self.oci_json(Status::Creating);
+        let h = self.spec.hooks().as_ref();
+        hooks::run_all(
+            &hooks::of_kind(h, hooks::Kind::Prestart),
+            hooks::Kind::Prestart,
+            &json,
+        )?;
+        hooks::run_all(
+            &hooks::of_kind(h, hooks::Kind::CreateRuntime),
+            hooks::Kind::CreateRuntime,
+            &json,
+        )
+    }
+
+    fn seccomp_fd(&mut self, _pid: i32, fd: OwnedFd) -> Result<()> {
+        let json = self.oci_json(Status::Creating);
+        crate::security::seccomp::send_to_listener(self.spec, &json, fd)
+    }
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ctx(|| "getcwd")?.join(path)
+    };
+    store::write_atomic(&abs, pid.to_string().as_bytes())
+        .ctx(|| format!("write pid file {}", abs.display()))
+}
+
+pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
+    store::validate_id(id)?;
+    let bundle =
+        std::fs::canonicalize(&o.bundle).ctx(|| format!("bundle {}", o.bundle.display()))?;
+    let spec = spec::load(&bundle)?;
+    let rootfs = spec::rootfs(&spec, &bundle)?;
+    let process = spec.process().clone().unwrap_or_default();
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && o.console_socket.is_none() && !o.foreground {
+        bail!("cannot allocate tty if skiff will detach without setting console socket");
+    }
+    if !terminal && o.console_socket.is_some() {
+        bail!("cannot use console socket if skiff will not detach or allocate tty");
+    }
+    let linux = spec.linux().clone().unwrap_or_default();
+    let st = g.store();
+    let dir = st.create_dir(id)?;
+    let _lock = st.lock(id)?;
+    let cg_box = match cgroups::create(
+        linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
+        id,
+        g.systemd_cgroup,
+    ) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            let _ = st.remove(id);
+            return Err(e);
+        }
+    };
+    let mut guard = Cleanup {
+        store: &st,
+        id,
+        cgroup: cg_box.as_deref(),
+        pid: 0,
+        armed: true,
+    };
+    st.write_json(id, store::CONFIG_FILE, &spec)?;
+    let fifo_path = dir.join(store::FIFO_FILE);
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("mkfifo {}", fifo_path.display()))?;
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open {}", fifo_path.display()))?;
+    let console = match &o.console_socket {
+        Some(p) => Some(crate::process::tty::connect_console_socket(p)?),
+        None => None,
+    };
+    let state = State {
+        id: id.to_string(),
+        pid: 0,
+        init_start_time: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: crate::logging::rfc3339_now(),
+        owner: owner_name(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup_path: cg_box
+            .as_ref()
+            .map(|c| c.path().to_string())
+            .unwrap_or_default(),
+        systemd_cgroup: g.systemd_cgroup,
+        creating: true,
+    };
+    st.write_json(id, store::STATE_FILE, &state)?;
+    let mut pass_fds = vec![fifo.as_raw_fd()];
+    if let Some(c) = &console {
+        pass_fds.push(c.as_raw_fd());
+    }
+    let cfg = InitConfig {
+        spec: spec.clone(),
+        id: id.to_string(),
+        bundle: bundle.clone(),
+        rootfs,
+        no_pivot: o.no_pivot,
+        no_new_keyring: o.no_new_keyring,
+        fifo_fd: Some(fifo.as_raw_fd()),
+        console_fd: console.as_ref().map(|c| c.as_raw_fd()),
+        preserve_fds: o.preserve_fds,
+        cgroup_mounts: cg_box.as_ref().map(|c| c.mounts()).unwrap_or_default(),
+        exec: false,
+        state: serde_json::to_value(state.to_oci(Status::Creating)).ctx(|| "encode state")?,
+    };
+    let mut parent = CreateParent {
+        store: &st,
+        state,
+        spec: &spec,
+    };
+    let pid = launch::launch(
+        Launch {
+            cfg,
+            cgroup: cg_box.as_deref(),
+            pass_fds,
+        },
+        &mut parent,
+    )?;
+    guard.pid = pid;
+    drop(fifo);
+    drop(console);
+    let mut state = parent.state;
+    state.pid = pid;
+    state.creating = false;
+    st.write_json(id, store::STATE_FILE, &state)?;
+    if let Some(p) = &o.pid_file {
+        write_pid_file(p, pid)?;
+    }
+    guard.armed = false;
+    Ok(pid)
+}
+
+fn owner_name() -> String {
+    // runc reports the owner for rootless containers only; root's is empty.
+    String::new()
+}
+
+/// Release init: read the byte it writes into the exec fifo once we open it.
+pub fn start(g: &Globals, id: &str) -> Result<()> {
+    let mut c = Container::load(g, id)?;
+    let _lock = c.store.lock(id)?;
+    c.refresh();
+    match c.status {
+        Status::Created => {}
+        Status::Stopped => bail!("cannot start a container that has stopped"),
+        Status::Running => bail!("cannot start an already running container"),
+        s => bail!("cannot start a container in the {s} state"),
+    }
+    let fifo_path = c.store.dir(id).join(store::FIFO_FILE);
+    read_fifo(&fifo_path, c.state.pid, c.state.init_start_time)?;
+    let _ = std::fs::remove_file(&fifo_path);
+    let spec: Spec = c.store.read_json(id, store::CONFIG_FILE)?;
+    let ps = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::Poststart);
+    if !ps.is_empty() {
+        c.refresh();
+        let json =
+            serde_json::to_string(&c.state.to_oci(Status::Running)).ctx(|| "encode state")?;
+        // runtime-spec 1.3: a failing poststart hook fails start; the container
+        // is stopped so the caller is not left with a half-started one.
+        if let Err(e) = hooks::run_all(&ps, hooks::Kind::Poststart, &json) {
+            let _ = kill(Pid::from_raw(c.state.pid), Signal::SIGKILL);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn read_fifo(path: &Path, pid: i32, start_time: u64) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblock()
+        .open(path)
+        .ctx(|| format!("open exec fifo {}", path.display()))?;
+    loop {
+        let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
+        let n = poll(&mut fds, PollTimeout::from(100u16)).ctx(|| "poll exec fifo")?;
+        if n > 0 {
+            let mut b = [0u8; 1];
+            match nix::unistd::read(&f, &mut b) {
+                Ok(1) => return Ok(()),
+                Ok(_) => bail!("cannot start container: init exited before start"),
+                Err(nix::errno::Errno::EAGAIN) => {}
+                Err(e) => bail!("read exec fifo: {e}"),
+            }
+        }
+        match proc_start_time(pid) {
+            Some((t, false)) if t == start_time => {}
+            _ => bail!("cannot start container: init process {pid} is gone"),
+        }
+    }
+}
+
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+    }
+}
+
+fn kill_all_in(cg: &dyn Manager, sig: Signal) {
+    // Freeze first so no process forks a child we would miss.
+    let froze = cg.freeze(FreezerState::Frozen).is_ok();
+    if let Ok(pids) = cg.pids() {
+        for p in pids {
+            let _ = kill(Pid::from_raw(p), sig);
+        }
+    }
+    if froze {
+        let _ = cg.freeze(FreezerState::Thawed);
+    }
+}
+
+pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> {
+    let c = Container::load(g, id)?;
+    let signal = Signal::try_from(sig).ok();
+    if all {
+        if let Some(cg) = c.cgroup() {
+            let frozen_before = c.status == Status::Paused;
+            let _ = cg.freeze(FreezerState::Frozen);
+            let pids = cg.pids().unwrap_or_default();
+            for p in &pids {
+                let _ = signal_pid(*p, sig);
+            }
+            if !frozen_before {
+                let _ = cg.freeze(FreezerState::Thawed);
+            }
+            return Ok(());
+        }
+        if c.status == Status::Stopped {
+            return Ok(());
+        }
+    }
+    let _ = signal;
+    match c.status {
+        Status::Stopped => bail!("container not running"),
+        _ => signal_pid(c.state.pid, sig).map_err(|e| match e {
+            nix::errno::Errno::ESRCH => Error::new("container not running"),
+            e => Error::new(format!("kill {} with signal {sig}: {e}", c.state.pid)),
+        }),
+    }
+}
+
+fn signal_pid(pid: i32, sig: i32) -> std::result::Result<(), nix::errno::Errno> {
+    // Raw numbers: real-time signals have no nix::Signal variant.
+    // SAFETY-free: nix::sys::signal::kill needs a Signal, so use libc via Errno::result.
+    nix::errno::Errno::result(crate::sys::kill_raw(pid, sig)).map(drop)
+}
+
+/// Wait until `pid` (with the recorded start time) is gone.
+fn wait_gone(pid: i32, start: u64, max: Duration) -> bool {
+    let end = Instant::now() + max;
+    let mut nap = Duration::from_micros(100);
+    loop {
+        match proc_start_time(pid) {
+            Some((t, false)) if t == start => {}
+            _ => return true,
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        // Reap it if it is our child (`run` is its parent).
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(10));
+    }
+}
+
+pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
+    store::validate_id(id)?;
+    let st = g.store();
+    if !st.dir(id).exists() {
+        if force {
+            return Ok(());
+        }
+        bail!("container {id:?} does not exist");
+    }
+    let mut c = match Container::load(g, id) {
+        Ok(c) => c,
+        Err(e) if force => {
+            // A state dir without readable state (create died mid-way): remove it.
+            log::warn!("{e}; removing {}", st.dir(id).display());
+            return st.remove(id);
+        }
+        Err(e) => return Err(e),
+    };
+    let _lock = st.lock(id)?;
+    c.refresh();
+    match c.status {
+        Status::Stopped => {}
+        Status::Created | Status::Creating => stop(&c)?,
+        Status::Running | Status::Paused if force => stop(&c)?,
+        s => bail!("cannot delete container {id} that is not stopped: {s}"),
+    }
+    destroy(&c)
+}
+
+/// SIGKILL init and everything in the cgroup, and wait for init to go.
+fn stop(c: &Container) -> Result<()> {
+    let cg = c.cgroup();
+    if let Some(cg) = &cg {
+        kill_all_in(cg.as_ref(), Signal::SIGKILL);
+    }
+    let _ = kill(Pid::from_raw(c.state.pid), Signal::SIGKILL);
+    if let Some(cg) = &cg {
+        let _ = cg.freeze(FreezerState::Thawed);
+    }
+    if !wait_gone(
+        c.state.pid,
+        c.state.init_start_time,
+        Duration::from_secs(10),
+    ) {
+        bail!(
+            "container {}: init {} did not exit after SIGKILL",
+            c.id(),
+            c.state.pid
+        );
+    }
+    Ok(())
+}
+
+/// Poststop hooks, cgroup removal, state removal.
+fn destroy(c: &Container) -> Result<()> {
+    if let Some(cg) = c.cgroup() {
+        kill_all_in(cg.as_ref(), Signal::SIGKILL);
+        cg.destroy()?;
+    }
+    if let Ok(spec) = c.store.read_json::<Spec>(c.id(), store::CONFIG_FILE) {
+        let ps = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::Poststop);
+        if !ps.is_empty() {
+            let json = serde_json::to_string(&c.state.to_oci(Status::Stopped)).unwrap_or_default();
+            if let Err(e) = hooks::run_all(&ps, hooks::Kind::Poststop, &json) {
+                log::warn!("{e}");
+            }
+        }
+    }
+    c.store.remove(c.id())
+}

@@ -1,0 +1,114 @@
+//! The container as a persisted object: its state, its status machine, and the
+//! operations the CLI exposes.
+
+pub mod lifecycle;
+pub mod state;
+pub mod store;
+
+use crate::bail;
+use crate::cgroups::{self, FreezerState, Manager};
+use crate::error::{Context, Result};
+use state::{derive_status, Observed, State, Status};
+use std::path::PathBuf;
+use store::Store;
+
+/// Options shared by every command (runc's global flags).
+#[derive(Clone, Debug)]
+pub struct Globals {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+    pub rootless: bool,
+}
+
+impl Globals {
+    pub fn store(&self) -> Store {
+        Store::new(&self.root)
+    }
+}
+
+/// A loaded container: persisted state plus what we observed just now.
+pub struct Container {
+    pub state: State,
+    pub status: Status,
+    pub store: Store,
+}
+
+/// Field 22 (starttime) of /proc/<pid>/stat, and whether the process is a zombie.
+pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
+    if pid <= 0 {
+        return None;
+    }
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may contain spaces and parens: fields resume after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let zombie = f.first().is_some_and(|st| *st == "Z" || *st == "X");
+    let start = f.get(19)?.parse().ok()?;
+    Some((start, zombie))
+}
+
+impl Container {
+    pub fn load(g: &Globals, id: &str) -> Result<Container> {
+        store::validate_id(id)?;
+        let store = g.store();
+        let state: State = store.read_json(id, store::STATE_FILE)?;
+        let status = observe(&store, &state);
+        Ok(Container {
+            state,
+            status,
+            store,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    pub fn cgroup(&self) -> Option<Box<dyn Manager>> {
+        if self.state.cgroup_path.is_empty() {
+            return None;
+        }
+        cgroups::load(&self.state.cgroup_path, self.state.systemd_cgroup).ok()
+    }
+
+    pub fn refresh(&mut self) {
+        self.status = observe(&self.store, &self.state);
+    }
+
+    pub fn oci_state_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(&self.state.to_oci(self.status)).ctx(|| "encode state")
+    }
+
+    pub fn require(&self, allowed: &[Status], what: &str) -> Result<()> {
+        if allowed.contains(&self.status) {
+            return Ok(());
+        }
+        match self.status {
+            Status::Stopped => bail!(
+                "cannot {what} container {}: container not running (stopped)",
+                self.id()
+            ),
+            s => bail!("cannot {what} container {} in state {s}", self.id()),
+        }
+    }
+}
+
+fn observe(store: &Store, s: &State) -> Status {
+    let alive = match proc_start_time(s.pid) {
+        Some((start, zombie)) => !zombie && start == s.init_start_time,
+        None => false,
+    };
+    if alive && s.creating {
+        return Status::Creating;
+    }
+    let frozen = alive
+        && !s.cgroup_path.is_empty()
+        && cgroups::load(&s.cgroup_path, s.systemd_cgroup)
+            .and_then(|m| m.freezer_state())
+            .is_ok_and(|f| f == FreezerState::Frozen);
+    derive_status(Observed {
+        init_alive: alive,
+        fifo_exists: store.dir(&s.id).join(store::FIFO_FILE).exists(),
+        frozen,
+    })
+}

@@ -1,0 +1,178 @@
+//! Running runtime-spec hooks: the container state on stdin, the hook's own args
+//! and env, and its timeout. Output is captured and folded into the error.
+
+use crate::bail;
+use crate::error::{Context, Result};
+use oci_spec::runtime::Hook;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Prestart => "prestart",
+            Kind::CreateRuntime => "createRuntime",
+            Kind::CreateContainer => "createContainer",
+            Kind::StartContainer => "startContainer",
+            Kind::Poststart => "poststart",
+            Kind::Poststop => "poststop",
+        }
+    }
+}
+
+/// The hooks of one kind from config.json.
+pub fn of_kind(hooks: Option<&oci_spec::runtime::Hooks>, kind: Kind) -> Vec<Hook> {
+    let Some(h) = hooks else { return Vec::new() };
+    #[allow(deprecated)]
+    let list = match kind {
+        Kind::Prestart => h.prestart(),
+        Kind::CreateRuntime => h.create_runtime(),
+        Kind::CreateContainer => h.create_container(),
+        Kind::StartContainer => h.start_container(),
+        Kind::Poststart => h.poststart(),
+        Kind::Poststop => h.poststop(),
+    };
+    list.clone().unwrap_or_default()
+}
+
+/// Run every hook in order; the first failure stops the rest.
+pub fn run_all(hooks: &[Hook], kind: Kind, state_json: &str) -> Result<()> {
+    for (i, h) in hooks.iter().enumerate() {
+        run_one(h, state_json)
+            .ctx(|| format!("{} hook #{} ({})", kind.name(), i, h.path().display()))?;
+    }
+    Ok(())
+}
+
+fn run_one(h: &Hook, state_json: &str) -> Result<()> {
+    let mut cmd = Command::new(h.path());
+    if let Some(args) = h.args() {
+        if let Some((first, rest)) = args.split_first() {
+            cmd.arg0(first);
+            cmd.args(rest);
+        }
+    }
+    cmd.env_clear();
+    for kv in h.env().clone().unwrap_or_default() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().ctx(|| "start")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that ignores stdin closes its end: EPIPE is not a failure.
+        let _ = stdin.write_all(state_json.as_bytes());
+    }
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_string(&mut s);
+        }
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let deadline = h
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut nap = Duration::from_micros(200);
+    let status = loop {
+        if let Some(st) = child.try_wait().ctx(|| "wait")? {
+            break st;
+        }
+        if let Some(d) = deadline {
+            if Instant::now() >= d {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("timed out after {}s", h.timeout().unwrap_or(0));
+            }
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(20));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    // Output is only of interest on failure; a hook that leaves a child holding
+    // its pipes must not hang us, so give the reader a moment only.
+    let output = wait_reader(reader, Duration::from_millis(200));
+    let output = output.trim();
+    if output.is_empty() {
+        bail!("{status}")
+    } else {
+        bail!("{status}, output: {output}")
+    }
+}
+
+fn wait_reader(h: std::thread::JoinHandle<String>, max: Duration) -> String {
+    let end = Instant::now() + max;
+    while !h.is_finished() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if h.is_finished() {
+        h.join().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::HookBuilder;
+
+    fn sh(script: &str, timeout: Option<i64>) -> Hook {
+        let mut b = HookBuilder::default().path("/bin/sh").args(vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            script.to_string(),
+        ]);
+        if let Some(t) = timeout {
+            b = b.timeout(t);
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn state_arrives_on_stdin() {
+        let d = std::env::temp_dir().join(format!("skiff-hook-{}", std::process::id()));
+        let h = sh(&format!("cat > {}", d.display()), None);
+        run_all(&[h], Kind::Prestart, "{\"id\":\"x\"}").unwrap();
+        assert_eq!(std::fs::read_to_string(&d).unwrap(), "{\"id\":\"x\"}");
+        std::fs::remove_file(&d).unwrap();
+    }
+
+    #[test]
+    fn failure_names_hook_and_output() {
+        let e = run_all(&[sh("echo boom >&2; exit 4", None)], Kind::Poststart, "{}").unwrap_err();
+        assert!(e.message().contains("poststart hook #0"), "{e}");
+        assert!(e.message().contains("boom"), "{e}");
+    }
+
+    #[test]
+    fn timeout_kills() {
+        let t = Instant::now();
+        let e = run_all(&[sh("sleep 5", Some(1))], Kind::Prestart, "{}").unwrap_err();
+        assert!(e.message().contains("timed out"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(4));
+    }
+}

@@ -1,0 +1,181 @@
+//! runc-compatible logging: `--log FILE` and `--log-format text|json`.
+//! containerd and podman parse the log as one JSON object per line
+//! (`{"level","msg","time"}`) and show the last error's msg, so every line is
+//! written with one write(2) and nothing but warnings and errors appears unless
+//! `--debug` is given.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+struct Logger {
+    sink: Mutex<Sink>,
+    format: Format,
+    level: log::LevelFilter,
+}
+
+enum Sink {
+    Stderr,
+    File(File),
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = format_line(self.format, record.level(), &record.args().to_string());
+        if let Ok(mut sink) = self.sink.lock() {
+            let _ = match &mut *sink {
+                Sink::Stderr => std::io::stderr().write_all(line.as_bytes()),
+                Sink::File(f) => f.write_all(line.as_bytes()),
+            };
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn level_name(l: log::Level) -> &'static str {
+    match l {
+        log::Level::Error => "error",
+        log::Level::Warn => "warning",
+        log::Level::Info => "info",
+        log::Level::Debug => "debug",
+        log::Level::Trace => "trace",
+    }
+}
+
+/// One complete log line, newline included.
+pub fn format_line(format: Format, level: log::Level, msg: &str) -> String {
+    let time = rfc3339_now();
+    match format {
+        Format::Json => {
+            let msg = serde_json::to_string(msg).unwrap_or_else(|_| "\"\"".into());
+            format!(
+                "{{\"level\":\"{}\",\"msg\":{},\"time\":\"{}\"}}\n",
+                level_name(level),
+                msg,
+                time
+            )
+        }
+        Format::Text => {
+            let msg = serde_json::to_string(msg).unwrap_or_else(|_| "\"\"".into());
+            format!(
+                "time=\"{}\" level={} msg={}\n",
+                time,
+                level_name(level),
+                msg
+            )
+        }
+    }
+}
+
+/// Install the global logger. A log file that cannot be opened is reported on
+/// stderr and logging falls back to stderr, as the command itself may still succeed.
+pub fn init(path: Option<&str>, format: Format, debug: bool) {
+    let sink = match path {
+        Some(p) if !p.is_empty() => match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .mode(0o644)
+            .open(p)
+        {
+            Ok(f) => Sink::File(f),
+            Err(e) => {
+                eprintln!("open log file {p}: {e}");
+                Sink::Stderr
+            }
+        },
+        _ => Sink::Stderr,
+    };
+    let level = if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Warn
+    };
+    let logger = Logger {
+        sink: Mutex::new(sink),
+        format,
+        level,
+    };
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// Whether the logger writes somewhere other than stderr (then a fatal error is
+/// printed to stderr as well, as runc does).
+pub fn rfc3339_now() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// UTC RFC 3339 timestamp with nanoseconds, like Go's time.RFC3339Nano.
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        y,
+        m,
+        d,
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        nanos
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's civil_from_days algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(rfc3339(1_795_449_600, 0), "2026-11-23T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn json_line_is_one_object() {
+        let l = format_line(Format::Json, log::Level::Error, "a \"quoted\"\nmsg");
+        assert!(l.ends_with('\n'));
+        assert_eq!(l.matches('\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_str(l.trim_end()).unwrap();
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["msg"], "a \"quoted\"\nmsg");
+    }
+}

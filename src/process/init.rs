@@ -1,0 +1,354 @@
+//! `skiff init`: the only code that runs inside the container. Stage 1 joins and
+//! unshares namespaces, then clones stage 2 (PID 1 of a new PID namespace, a
+//! sibling of stage 1 thanks to CLONE_PARENT) and exits. Stage 2 builds the
+//! rootfs and the process, reports each failure over the sync channel, waits for
+//! `start` on the exec fifo, and execs the user process.
+
+use super::sync::{Channel, FromInit, ToInit};
+use crate::bail;
+use crate::cgroups::CgroupMount;
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::namespaces;
+use crate::rootfs::{devices, masked, mounts, pivot, safe_path::Root};
+use crate::sys;
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+pub const SYNC_FD_ENV: &str = "_SKIFF_SYNC_FD";
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct InitConfig {
+    pub spec: Spec,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// O_PATH fd of the exec fifo; None for exec (no create/start split).
+    pub fifo_fd: Option<RawFd>,
+    /// Connected console socket, when the process wants a terminal.
+    pub console_fd: Option<RawFd>,
+    pub preserve_fds: u32,
+    pub cgroup_mounts: Vec<CgroupMount>,
+    /// Joining a running container (`exec`): no rootfs, hostname or sysctl work.
+    pub exec: bool,
+    /// The OCI state (status creating) handed to in-container hooks.
+    pub state: serde_json::Value,
+}
+
+/// Entry point of `skiff init`. Never returns on success (execve); on failure the
+/// error goes to the parent over the sync channel and we exit 1.
+pub fn main() -> ! {
+    let fd: RawFd = match std::env::var(SYNC_FD_ENV).ok().and_then(|v| v.parse().ok()) {
+        Some(fd) => fd,
+        None => {
+            eprintln!("skiff init must be started by skiff create/run/exec");
+            std::process::exit(1);
+        }
+    };
+    std::env::remove_var(SYNC_FD_ENV);
+    let ch = Channel::from_raw(fd);
+    let err = match stage1(&ch) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = ch.send(&FromInit::Error(err.message().to_string()));
+    std::process::exit(1);
+}
+
+pub enum Never {}
+
+fn stage1(ch: &Channel) -> Result<Never> {
+    let cfg = match ch.recv::<ToInit>()? {
+        Some(ToInit::Config(c)) => c,
+        Some(ToInit::Abort(m)) => bail!("aborted by parent: {m}"),
+        other => bail!("init: expected config, got {other:?}"),
+    };
+    let linux = cfg.spec.linux().clone().unwrap_or_default();
+    let nss = linux.namespaces().clone().unwrap_or_default();
+    let plan = namespaces::plan(&nss)?;
+    namespaces::join(&plan.join)?;
+    if plan.new_user {
+        unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare user namespace")?;
+        ch.send(&FromInit::NeedMaps)?;
+        match ch.recv::<ToInit>()? {
+            Some(ToInit::MapsWritten) => {}
+            Some(ToInit::Abort(m)) => bail!("{m}"),
+            other => bail!("init: expected maps, got {other:?}"),
+        }
+    }
+    if plan.new_user
+        || plan
+            .join
+            .iter()
+            .any(|(t, _)| *t == LinuxNamespaceType::User)
+    {
+        // Become root of the user namespace so the steps below are privileged there.
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .ctx(|| "setresgid(0) in user namespace")?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .ctx(|| "setresuid(0) in user namespace")?;
+    }
+    if !plan.unshare.is_empty() {
+        unshare(plan.unshare).ctx(|| format!("unshare namespaces {:?}", plan.unshare))?;
+    }
+    if plan
+        .unshare
+        .contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+    {
+        write_time_offsets(&linux)?;
+    }
+    let child = sys::clone_parent()?;
+    if child > 0 {
+        ch.send(&FromInit::Pid(child))?;
+        std::process::exit(0);
+    }
+    let err = match stage2(ch, &cfg, &plan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    Err(err)
+}
+
+fn write_time_offsets(linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let Some(offs) = linux.time_offsets() else {
+        return Ok(());
+    };
+    let mut s = String::new();
+    for (clock, off) in offs {
+        let name = match clock.as_str() {
+            "monotonic" => "monotonic",
+            "boottime" => "boottime",
+            other => bail!("timeOffsets: unknown clock {other:?}"),
+        };
+        s.push_str(&format!(
+            "{} {} {}\n",
+            name,
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    std::fs::write("/proc/self/timens_offsets", s).ctx(|| "write /proc/self/timens_offsets")
+}
+
+fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Never> {
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    let spec = &cfg.spec;
+    let process = spec.process().clone().unwrap_or_default();
+    let linux = spec.linux().clone().unwrap_or_default();
+    // Exact modes for device nodes and mount points; the process umask comes later.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    if !cfg.exec {
+        let new_mnt = plan.unshare.contains(CloneFlags::CLONE_NEWNS);
+        if !new_mnt {
+            bail!("a new mount namespace is required to set up the rootfs");
+        }
+        prepare_rootfs(ch, cfg, plan)?;
+        let ro = spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false);
+        masked::readonly(&linux.readonly_paths().clone().unwrap_or_default())?;
+        masked::mask(&linux.masked_paths().clone().unwrap_or_default())?;
+        if ro {
+            masked::readonly_root()?;
+        }
+        if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+            nix::unistd::sethostname(h).ctx(|| format!("sethostname {h:?}"))?;
+        }
+        if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+            std::fs::write("/proc/sys/kernel/domainname", d)
+                .ctx(|| format!("set domainname {d:?}"))?;
+        }
+        if let Some(sysctl) = linux.sysctl() {
+            for (k, v) in sysctl {
+                let p = format!("/proc/sys/{}", k.replace('.', "/"));
+                std::fs::write(&p, v).ctx(|| format!("sysctl {k}={v}: write {p}"))?;
+            }
+        }
+        if !cfg.no_new_keyring {
+            sys::join_session_keyring(&cfg.id)?;
+        }
+    }
+    super::setup::process(ch, cfg, &process)
+}
+
+fn rootfs_propagation(spec: &Spec) -> Result<MsFlags> {
+    let p = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone())
+        .unwrap_or_default();
+    Ok(match p.as_str() {
+        "" | "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        other => bail!("linux.rootfsPropagation {other:?} is not a propagation mode"),
+    })
+}
+
+/// The mount point (from /proc/self/mountinfo) that contains `path`.
+fn mount_point_of(path: &Path) -> Result<PathBuf> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let mut best = PathBuf::from("/");
+    for line in info.lines() {
+        if let Some(mp) = line.split(' ').nth(4) {
+            let mp = PathBuf::from(mp.replace("\\040", " "));
+            if path.starts_with(&mp) && mp.as_os_str().len() > best.as_os_str().len() {
+                best = mp;
+            }
+        }
+    }
+    Ok(best)
+}
+
+fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<()> {
+    let spec = &cfg.spec;
+    let prop = rootfs_propagation(spec)?;
+    // Nothing we mount below may propagate to the host: `/` first becomes a slave
+    // (or what rootfsPropagation asks), and the mount holding the rootfs private.
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+        .ctx(|| format!("set propagation {prop:?} on /"))?;
+    let parent = mount_point_of(cfg.rootfs.parent().unwrap_or(Path::new("/")))?;
+    mount(
+        None::<&str>,
+        &parent,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| format!("make {} private", parent.display()))?;
+    mount(
+        Some(&cfg.rootfs),
+        &cfg.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind rootfs {} onto itself", cfg.rootfs.display()))?;
+    let root = Root::open(&cfg.rootfs)?;
+    let in_userns = plan.new_user
+        || plan
+            .join
+            .iter()
+            .any(|(t, _)| *t == LinuxNamespaceType::User);
+    let ctx = mounts::MountCtx {
+        root: &root,
+        bundle: &cfg.bundle,
+        in_userns,
+        cgroups: &cfg.cgroup_mounts,
+        new_cgroupns: plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP),
+    };
+    let ms = spec.mounts().clone().unwrap_or_default();
+    mounts::mount_all(&ctx, &ms)?;
+    let dev_is_tmpfs = ms.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && m.typ().as_deref() != Some("bind")
+            && !m
+                .options()
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+    });
+    if dev_is_tmpfs {
+        for n in devices::defaults() {
+            devices::create(&root, &n, in_userns)?;
+        }
+        devices::symlinks(&root)?;
+    }
+    let linux = spec.linux().clone().unwrap_or_default();
+    for d in linux.devices().clone().unwrap_or_default() {
+        devices::create(&root, &devices::from_spec(&d)?, in_userns)?;
+    }
+    let h = spec.hooks().as_ref();
+    if !hooks::of_kind(h, hooks::Kind::Prestart).is_empty()
+        || !hooks::of_kind(h, hooks::Kind::CreateRuntime).is_empty()
+    {
+        ch.send(&FromInit::RunHooks)?;
+        match ch.recv::<ToInit>()? {
+            Some(ToInit::HooksDone) => {}
+            Some(ToInit::Abort(m)) => bail!("{m}"),
+            other => bail!("init: expected hooks done, got {other:?}"),
+        }
+    }
+    let cc = hooks::of_kind(h, hooks::Kind::CreateContainer);
+    if !cc.is_empty() {
+        let mut st = cfg.state.clone();
+        st["pid"] = serde_json::json!(std::process::id());
+        hooks::run_all(&cc, hooks::Kind::CreateContainer, &st.to_string())?;
+    }
+    drop(root);
+    if cfg.no_pivot {
+        pivot::move_root(&cfg.rootfs)
+    } else {
+        pivot::pivot(&cfg.rootfs)
+    }
+}
+
+/// Look `name` up in the container's PATH (from the process env), as execvp would.
+pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return if is_executable(&p) {
+            Ok(p)
+        } else {
+            Err(Error::new(format!(
+                "exec: {name:?}: no such file or executable"
+            )))
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':') {
+        let p = Path::new(if dir.is_empty() { "." } else { dir }).join(name);
+        if is_executable(&p) {
+            return Ok(p);
+        }
+    }
+    Err(Error::new(format!(
+        "exec: {name:?}: executable file not found in $PATH"
+    )))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+pub fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).ctx(|| format!("{what} {s:?}")))
+        .collect()
+}
+
+/// Open the exec fifo for writing (blocks until `start` opens it for reading)
+/// and write the one byte that tells `start` we are about to exec.
+pub fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    let p = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .ctx(|| "open exec fifo")?;
+    use std::io::Write;
+    (&f).write_all(&[0]).ctx(|| "write exec fifo")?;
+    Ok(())
+}
+
+pub fn env_of(process: &Process) -> Vec<String> {
+    process.env().clone().unwrap_or_default()
+}

@@ -1,0 +1,189 @@
+//! Parent side of create and exec: start `skiff init`, place it in the cgroup,
+//! send its config, answer its requests (id maps, hooks), and collect its result.
+
+use super::init::{InitConfig, SYNC_FD_ENV};
+use super::sync::{Channel, FromInit, ToInit};
+use crate::bail;
+use crate::cgroups::Manager;
+use crate::error::{Context, Error, Result};
+use crate::namespaces;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// What the parent must do at each point init asks for.
+pub trait Parent {
+    /// Called once the container process's host PID is known (state can say "creating").
+    fn on_pid(&mut self, pid: i32) -> Result<()>;
+    /// Run prestart and createRuntime hooks.
+    fn run_hooks(&mut self, pid: i32) -> Result<()>;
+    /// A seccomp notify fd arrived from init.
+    fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()>;
+}
+
+pub struct Launch<'a> {
+    pub cfg: InitConfig,
+    pub cgroup: Option<&'a dyn Manager>,
+    /// fds init must inherit (fifo, console socket) besides the sync socket.
+    pub pass_fds: Vec<RawFd>,
+}
+
+/// Move `fd` to a number at or above `min` (so preserved fds 3..3+N stay the
+/// caller's), CLOEXEC like everything of ours until pre_exec clears it.
+fn dup_above(fd: RawFd, min: RawFd) -> Result<OwnedFd> {
+    let n = nix::fcntl::fcntl(
+        crate::sys::borrow_fd(fd),
+        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min),
+    )
+    .ctx(|| "dup fd for init")?;
+    Ok(crate::sys::owned_fd(n))
+}
+
+fn kill_and_reap(pid: i32) {
+    if pid > 0 {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+    }
+}
+
+/// Start init and drive it to Ready. Returns the container process's host PID.
+/// On failure every process started here is killed and reaped.
+pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
+    let min_fd = 3 + l.cfg.preserve_fds as RawFd + 8;
+    let (ours, theirs) = Channel::pair()?;
+    let theirs_fd = dup_above(theirs.raw(), min_fd)?;
+    drop(theirs);
+    let mut keep = Vec::new();
+    let mut mapped = Vec::new();
+    for fd in &l.pass_fds {
+        let d = dup_above(*fd, min_fd)?;
+        mapped.push((*fd, d.as_raw_fd()));
+        keep.push(d);
+    }
+    if let Some(f) = l.cfg.fifo_fd.as_mut() {
+        if let Some((_, n)) = mapped.iter().find(|(o, _)| o == f) {
+            *f = *n;
+        }
+    }
+    if let Some(f) = l.cfg.console_fd.as_mut() {
+        if let Some((_, n)) = mapped.iter().find(|(o, _)| o == f) {
+            *f = *n;
+        }
+    }
+    let mut inherit: Vec<RawFd> = keep.iter().map(|k| k.as_raw_fd()).collect();
+    inherit.push(theirs_fd.as_raw_fd());
+    let mut cmd = Command::new(crate::sys::self_exe());
+    cmd.arg0("skiff").arg("init");
+    cmd.env(SYNC_FD_ENV, theirs_fd.as_raw_fd().to_string());
+    // SAFETY of the closure: it only calls fcntl (async-signal-safe) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &inherit {
+                crate::sys::clear_cloexec(*fd)?;
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .ctx(|| format!("start init ({})", crate::sys::self_exe()))?;
+    let stage1 = child.id() as i32;
+    drop(theirs_fd);
+    drop(keep);
+    let mut stage2 = 0;
+    let r = drive(&l, &ours, stage1, &mut stage2, parent);
+    match r {
+        Ok(pid) => Ok(pid),
+        Err(e) => {
+            let _ = ours.send(&ToInit::Abort(e.message().to_string()));
+            kill_and_reap(stage2);
+            kill_and_reap(stage1);
+            Err(e)
+        }
+    }
+}
+
+fn drive(
+    l: &Launch,
+    ch: &Channel,
+    stage1: i32,
+    stage2: &mut i32,
+    parent: &mut dyn Parent,
+) -> Result<i32> {
+    if let Some(cg) = l.cgroup {
+        cg.apply(stage1)?;
+        if let Some(r) = l
+            .cfg
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|x| x.resources().as_ref())
+        {
+            cg.set(r)?;
+        }
+    }
+    ch.send(&ToInit::Config(Box::new(clone_cfg(&l.cfg)?)))?;
+    loop {
+        let msg = ch.recv_with_fd::<FromInit>()?;
+        let Some((msg, fd)) = msg else {
+            let why = if *stage2 == 0 { stage1 } else { *stage2 };
+            bail!(
+                "container init exited unexpectedly{}",
+                exit_reason(why, *stage2 == 0)
+            );
+        };
+        match msg {
+            FromInit::NeedMaps => {
+                write_maps(&l.cfg.spec, stage1)?;
+                ch.send(&ToInit::MapsWritten)?;
+            }
+            FromInit::Pid(pid) => {
+                *stage2 = pid;
+                // Stage 1 is done; reap it so it does not linger as a zombie.
+                let _ = waitpid(Pid::from_raw(stage1), None);
+                parent.on_pid(pid)?;
+            }
+            FromInit::RunHooks => {
+                parent.run_hooks(*stage2)?;
+                ch.send(&ToInit::HooksDone)?;
+            }
+            FromInit::SeccompFd => match fd {
+                Some(fd) => parent.seccomp_fd(*stage2, fd)?,
+                None => bail!("init announced a seccomp fd but sent none"),
+            },
+            FromInit::Ready => return Ok(*stage2),
+            FromInit::Error(m) => return Err(Error::new(m)),
+        }
+    }
+}
+
+/// InitConfig is moved into the message by value; a JSON round trip keeps the
+/// Launch intact for error handling without requiring Clone on every spec type.
+fn clone_cfg(c: &InitConfig) -> Result<InitConfig> {
+    let v = serde_json::to_vec(c).ctx(|| "encode init config")?;
+    serde_json::from_slice(&v).ctx(|| "decode init config")
+}
+
+fn exit_reason(pid: i32, is_stage1: bool) -> String {
+    if pid <= 0 || !is_stage1 {
+        return String::new();
+    }
+    match waitpid(Pid::from_raw(pid), None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => format!(" (exit status {c})"),
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => format!(" (killed by {s})"),
+        _ => String::new(),
+    }
+}
+
+/// Write uid/gid maps for init's new user namespace; gid maps need setgroups
+/// denied first unless we are privileged in the parent namespace (we are root).
+fn write_maps(spec: &Spec, pid: i32) -> Result<()> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    let uids = linux.uid_mappings().clone().unwrap_or_default();
+    let gids = linux.gid_mappings().clone().unwrap_or_default();
+    namespaces::write_id_maps(pid, &uids, &gids)
+}

@@ -1,0 +1,197 @@
+//! The process half of init, shared by create and exec: rlimits, oom score,
+//! cwd, user, capabilities, no_new_privs, seccomp, fds, then the start handshake
+//! and execve.
+
+use super::init::{cstrings, env_of, find_executable, wait_for_start, InitConfig};
+use super::sync::{Channel, FromInit};
+use crate::bail;
+use crate::error::{Context, Result};
+use crate::hooks;
+use crate::security::{capabilities, lsm, seccomp};
+use crate::sys;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{PosixRlimitType, Process};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+fn rlimit_number(t: PosixRlimitType) -> i32 {
+    (match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as i32
+}
+
+/// HOME from the container's /etc/passwd when the config does not set it.
+fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".to_string())
+}
+
+fn set_user(process: &Process) -> Result<()> {
+    let u = process.user();
+    let gids: Vec<Gid> = u
+        .additional_gids()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(Gid::from_raw)
+        .collect();
+    // setgroups is denied in a user namespace whose gid_map was written with
+    // setgroups=deny; then there is nothing to drop anyway.
+    match nix::unistd::setgroups(&gids) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) if gids.is_empty() => {}
+        Ok(()) => {}
+        Err(e) => bail!("setgroups {:?}: {e}", u.additional_gids()),
+    }
+    let g = Gid::from_raw(u.gid());
+    nix::unistd::setresgid(g, g, g).ctx(|| format!("setresgid {}", u.gid()))?;
+    let uid = Uid::from_raw(u.uid());
+    nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("setresuid {}", u.uid()))?;
+    Ok(())
+}
+
+fn set_no_new_privs() -> Result<()> {
+    nix::sys::prctl::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)")
+}
+
+pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<super::init::Never> {
+    let spec = &cfg.spec;
+    let linux = spec.linux().clone().unwrap_or_default();
+    if process.terminal().unwrap_or(false) {
+        super::tty::setup_console(cfg)?;
+    }
+    for r in process.rlimits().clone().unwrap_or_default() {
+        sys::setrlimit(rlimit_number(r.typ()), r.soft(), r.hard()).ctx(|| {
+            format!(
+                "setrlimit {:?} soft={} hard={}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            )
+        })?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .ctx(|| format!("write /proc/self/oom_score_adj {adj}"))?;
+    }
+    let mut env = env_of(process);
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(process.user().uid())));
+    }
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
+    // CVE-2024-21626: a cwd reached through a leaked host fd shows up as an
+    // unreachable path; refuse anything that is not inside our root.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => bail!("cwd {} is outside the container root", cwd.display()),
+    }
+    if let Some(p) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        lsm::apply_apparmor(p)?;
+    }
+    if let Some(l) = process.selinux_label().as_deref().filter(|p| !p.is_empty()) {
+        lsm::apply_selinux_exec_label(l)?;
+    }
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let caps = process.capabilities().clone();
+    if let Some(c) = &caps {
+        capabilities::drop_bounding(c)?;
+        capabilities::keep_caps_across_setuid()?;
+    }
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the
+    // capability step may drop: load it first then (runc's order).
+    let mut seccomp_loaded = false;
+    if !nnp {
+        if let Some(s) = linux.seccomp() {
+            send_notify_fd(ch, seccomp::load(s)?)?;
+            seccomp_loaded = true;
+        }
+    }
+    set_user(process)?;
+    if let Some(umask) = process.user().umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    } else {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    }
+    if let Some(c) = &caps {
+        capabilities::apply(c)?;
+    }
+    let notify = linux.seccomp().as_ref().is_some_and(seccomp::uses_notify);
+    if nnp {
+        set_no_new_privs()?;
+        // A notify filter's fd must reach the parent before `create` returns.
+        if notify && !seccomp_loaded {
+            if let Some(s) = linux.seccomp() {
+                send_notify_fd(ch, seccomp::load(s)?)?;
+                seccomp_loaded = true;
+            }
+        }
+    }
+    let args = process.args().clone().unwrap_or_default();
+    let exe = find_executable(&args[0], &env)?;
+    let argv = cstrings(&args, "argument")?;
+    let envp = cstrings(&env, "environment variable")?;
+    let exe_c = cstrings(&[exe.display().to_string()], "executable")?;
+    sys::cloexec_from(3 + cfg.preserve_fds)?;
+    if cfg.exec {
+        if nnp && !seccomp_loaded {
+            if let Some(s) = linux.seccomp() {
+                send_notify_fd(ch, seccomp::load(s)?)?;
+            }
+        }
+        ch.send(&FromInit::Ready)?;
+    } else {
+        ch.send(&FromInit::Ready)?;
+        let fifo = sys::owned_fd(cfg.fifo_fd.unwrap_or(-1));
+        wait_for_start(&fifo)?;
+        drop(fifo);
+        let sc = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::StartContainer);
+        if !sc.is_empty() {
+            let mut st = cfg.state.clone();
+            st["pid"] = serde_json::json!(std::process::id());
+            st["status"] = serde_json::json!("created");
+            hooks::run_all(&sc, hooks::Kind::StartContainer, &st.to_string())?;
+        }
+        if nnp && !seccomp_loaded {
+            if let Some(s) = linux.seccomp() {
+                // As late as possible: only execve follows. No notify fd here
+                // (notify profiles were loaded before Ready).
+                let _ = seccomp::load(s)?;
+            }
+        }
+    }
+    let e = nix::unistd::execve(&exe_c[0], &argv, &envp).unwrap_err();
+    bail!("exec {}: {e}", Path::new(&exe).display())
+}
+
+fn send_notify_fd(ch: &Channel, fd: Option<std::os::fd::OwnedFd>) -> Result<()> {
+    if let Some(fd) = fd {
+        ch.send_with_fd(&FromInit::SeccompFd, Some(fd.as_raw_fd()))?;
+    }
+    Ok(())
+}

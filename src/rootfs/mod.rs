@@ -1,0 +1,7 @@
+//! Building the container's filesystem view inside its mount namespace.
+pub mod devices;
+pub mod masked;
+pub mod mounts;
+pub mod options;
+pub mod pivot;
+pub mod safe_path;

@@ -1,0 +1,261 @@
+//! Loading and validating config.json, and the default spec `skiff spec` writes.
+
+use crate::bail;
+use crate::error::{Context, Result};
+use crate::namespaces;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::path::{Path, PathBuf};
+
+/// Read `<bundle>/config.json`; errors name the file and the JSON position.
+pub fn load(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) => bail!("load config {}: {e}", path.display()),
+    };
+    let spec: Spec =
+        serde_json::from_slice(&data).ctx(|| format!("parse config {}", path.display()))?;
+    validate(&spec).ctx(|| format!("invalid config {}", path.display()))?;
+    Ok(spec)
+}
+
+/// The absolute rootfs path (root.path is relative to the bundle when relative).
+pub fn rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let Some(root) = spec.root() else {
+        bail!("root must be set");
+    };
+    let p = root.path();
+    let abs = if p.is_absolute() {
+        p.clone()
+    } else {
+        bundle.join(p)
+    };
+    std::fs::canonicalize(&abs).ctx(|| format!("rootfs {}", abs.display()))
+}
+
+/// What the runtime-spec says MUST be rejected, with the field named.
+pub fn validate(spec: &Spec) -> Result<()> {
+    if spec.version().is_empty() {
+        bail!("ociVersion must be set");
+    }
+    if spec.root().is_none() {
+        bail!("root must be set");
+    }
+    let Some(process) = spec.process() else {
+        bail!("process must be set");
+    };
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!("process.args must not be empty");
+    }
+    if !process.cwd().is_absolute() {
+        bail!("process.cwd {:?} must be an absolute path", process.cwd());
+    }
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        if m.destination().as_os_str().is_empty() {
+            bail!("mounts: destination must be set");
+        }
+    }
+    let nss = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    namespaces::plan(&nss)?;
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && !namespaces::has(&nss, LinuxNamespaceType::Uts)
+    {
+        bail!("hostname requires a UTS namespace");
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
+        && !namespaces::has(&nss, LinuxNamespaceType::Uts)
+    {
+        bail!("domainname requires a UTS namespace");
+    }
+    if let Some(linux) = spec.linux() {
+        let has_user = namespaces::has(&nss, LinuxNamespaceType::User);
+        let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        if maps && !has_user {
+            bail!("uid/gid mappings require a user namespace");
+        }
+        if let Some(sysctl) = linux.sysctl() {
+            for key in sysctl.keys() {
+                validate_sysctl(key, &nss)?;
+            }
+        }
+    }
+    if let Some(rl) = process.rlimits() {
+        for r in rl {
+            if r.soft() > r.hard() {
+                bail!(
+                    "rlimit {:?}: soft limit {} exceeds hard limit {}",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// runc's rules: ipc sysctls need an IPC namespace, net.* a network namespace,
+/// and kernel.hostname/domainname a UTS namespace; others are refused.
+fn validate_sysctl(key: &str, nss: &[oci_spec::runtime::LinuxNamespace]) -> Result<()> {
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if key.contains("..") || key.contains('/') {
+        bail!("sysctl {key:?} is not a valid name");
+    }
+    if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
+        if !namespaces::has(nss, LinuxNamespaceType::Ipc) {
+            bail!("sysctl {key:?} requires an IPC namespace");
+        }
+        return Ok(());
+    }
+    if key.starts_with("net.") {
+        if !namespaces::has(nss, LinuxNamespaceType::Network) {
+            bail!("sysctl {key:?} requires a network namespace");
+        }
+        return Ok(());
+    }
+    if key == "kernel.hostname" || key == "kernel.domainname" {
+        if !namespaces::has(nss, LinuxNamespaceType::Uts) {
+            bail!("sysctl {key:?} requires a UTS namespace");
+        }
+        return Ok(());
+    }
+    bail!("sysctl {key:?} is not in a separate kernel namespace")
+}
+
+/// The config.json `skiff spec` writes: the same container runc's `spec` describes.
+pub fn default_spec(rootless: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "ociVersion": crate::container::state::OCI_VERSION,
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "skiff",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    });
+    if rootless {
+        let uid = nix::unistd::geteuid().as_raw();
+        let gid = nix::unistd::getegid().as_raw();
+        let linux = &mut v["linux"];
+        linux["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+        linux["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+        linux["namespaces"] = serde_json::json!([
+            {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+            {"type": "cgroup"}, {"type": "user"}
+        ]);
+        linux.as_object_mut().map(|o| o.remove("resources"));
+        let mounts = v["mounts"].as_array_mut().expect("mounts is an array");
+        mounts.retain(|m| m["destination"] != "/sys" && m["destination"] != "/sys/fs/cgroup");
+        mounts.push(
+            serde_json::json!({"destination": "/sys", "type": "none", "source": "/sys",
+            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+        );
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/dev/pts" {
+                m["options"] = serde_json::json!([
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620"
+                ]);
+            }
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spec_parses_and_validates() {
+        for rootless in [false, true] {
+            let spec: Spec = serde_json::from_value(default_spec(rootless)).unwrap();
+            validate(&spec).unwrap();
+        }
+    }
+
+    #[test]
+    fn hostname_without_uts_is_refused() {
+        let mut v = default_spec(false);
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
+        let spec: Spec = serde_json::from_value(v).unwrap();
+        assert!(validate(&spec).unwrap_err().message().contains("UTS"));
+    }
+
+    #[test]
+    fn empty_args_refused() {
+        let mut v = default_spec(false);
+        v["process"]["args"] = serde_json::json!([]);
+        let spec: Spec = serde_json::from_value(v).unwrap();
+        assert!(validate(&spec)
+            .unwrap_err()
+            .message()
+            .contains("process.args"));
+    }
+
+    #[test]
+    fn sysctl_rules() {
+        let nss: Vec<oci_spec::runtime::LinuxNamespace> =
+            serde_json::from_value(serde_json::json!([{"type": "ipc"}])).unwrap();
+        assert!(validate_sysctl("kernel.shmmax", &nss).is_ok());
+        assert!(validate_sysctl("net.ipv4.ip_forward", &nss).is_err());
+        assert!(validate_sysctl("kernel.panic", &nss).is_err());
+    }
+}

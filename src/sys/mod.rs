@@ -1,0 +1,138 @@
+//! The thin layer of raw kernel calls nix does not wrap. The only `unsafe` code
+//! in skiff lives here, each block with the reason it is sound.
+
+use crate::error::{Context, Result};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// fork(2) with CLONE_PARENT: the child becomes our sibling, a child of the
+/// `create`/`run` process, so that process can wait for the container's init
+/// without a subreaper. Returns 0 in the child, the child's PID in the parent.
+pub fn clone_parent() -> Result<i32> {
+    // SAFETY: a raw clone with a NULL stack behaves like fork(2): the child gets a
+    // copy-on-write copy of our memory. init is single-threaded (a fresh exec of
+    // skiff that starts no threads), so no lock can be held by a thread that does
+    // not exist in the child.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "clone(CLONE_PARENT)");
+    }
+    Ok(r as i32)
+}
+
+/// setrlimit(2) by raw resource number (the spec names resources the nix enum may lack).
+pub fn setrlimit(resource: i32, soft: u64, hard: u64) -> std::io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit for the duration of the call.
+    let r = unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, &lim) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Mark every fd from `first` up CLOEXEC, so nothing of ours reaches the
+/// container process (CVE-2024-21626) while preserved fds below `first` pass.
+pub fn cloexec_from(first: u32) -> Result<()> {
+    // SAFETY: close_range only changes flags of our own descriptors.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "close_range(CLOEXEC)");
+    }
+    Ok(())
+}
+
+/// Join a new session keyring named after the container, so it does not share
+/// the host's (runc does this unless --no-new-keyring).
+pub fn join_session_keyring(name: &str) -> Result<()> {
+    let c = std::ffi::CString::new(name).ctx(|| "keyring name")?;
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        // Kernels without keys, or a seccomp'd host, simply have no keyring to isolate.
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)
+        ) {
+            return Ok(());
+        }
+        return Err(e).ctx(|| "join session keyring");
+    }
+    Ok(())
+}
+
+/// Take ownership of an inherited descriptor.
+pub fn owned_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: used only for descriptors handed to this process by number (the
+    // sync socket and fifo passed to init), which nothing else owns or closes.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Clear FD_CLOEXEC so `fd` survives execve into `skiff init`.
+pub fn clear_cloexec(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor number only changes its flags; it is
+    // async-signal-safe, so it may run between fork and exec.
+    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// prctl(PR_SET_CHILD_SUBREAPER): orphans of the container (e.g. an exec'd
+/// process whose parent exited) are reparented to us so `run` can reap them.
+pub fn set_child_subreaper() -> Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)");
+    }
+    Ok(())
+}
+
+/// Kill us when our parent dies (used by the intermediate init stage).
+pub fn set_pdeathsig(sig: i32) -> Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "prctl(PR_SET_PDEATHSIG)");
+    }
+    Ok(())
+}
+
+/// Borrow a descriptor by number for a call that takes `AsFd`.
+pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: callers pass descriptors they keep open across the call.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// The binary `create` re-executes as `skiff init`.
+pub fn self_exe() -> &'static str {
+    "/proc/self/exe"
+}
+
+/// kill(2) with a raw signal number (real-time signals have no nix enum variant).
+pub fn kill_raw(pid: i32, sig: i32) -> i32 {
+    // SAFETY: kill takes plain integers.
+    unsafe { libc::kill(pid, sig) }
+}
