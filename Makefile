@@ -1,0 +1,41 @@
+# skiff: build, test, lint, demo and benchmark. Tests, demo and bench need root.
+
+# rustup's toolchain, also when make runs from CI with a minimal PATH.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+CARGO ?= cargo
+SKIFF := ./target/release/skiff
+
+.PHONY: all build deps demo test lint bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+deps:
+	scripts/install-deps.sh
+
+# A busybox container that says where it runs. `$$` is make's escape for `$`.
+demo: deps build
+	scripts/mkbundle.sh demo/bundle sh -c 'echo "Hello from skiff: hostname $$(hostname), pid $$$$"; id; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status'
+	@[ "$$(id -u)" -eq 0 ] || { echo "make demo: run as root" >&2; exit 1; }
+	root=$$(mktemp -d /tmp/skiff-demo.XXXXXX); \
+	$(SKIFF) --root "$$root" run --bundle demo/bundle demo-$$$$; rc=$$?; \
+	rm -rf "$$root"; exit $$rc
+
+# Unit tests (no root needed), then black-box tests of the release binary.
+test: deps build
+	$(CARGO) test --release --bins
+	$(CARGO) test --release --test integration -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf demo

@@ -1,0 +1,7 @@
+//! Black-box tests of the built `skiff` binary, one module per area.
+//!
+//! They need root (namespaces, mounts, cgroups); as another user every test
+//! returns early after saying so. See integration/README.md.
+
+mod lifecycle;
+mod support;

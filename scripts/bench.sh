@@ -1,0 +1,135 @@
+#!/bin/bash
+# Compare skiff with runc and crun: wall time of the whole container lifecycle
+# and peak RSS of `create`. Run as root from the repository root.
+#
+#   SKIFF=path   skiff binary (default ./target/release/skiff)
+#   RUNS=N       timed runs per command (default 30)
+#   WARMUP=N     untimed warm-up runs (default 3)
+#
+# A runtime that is not installed is skipped with a note.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+SKIFF=${SKIFF:-./target/release/skiff}
+RUNS=${RUNS:-30}
+WARMUP=${WARMUP:-3}
+
+die() { echo "bench: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+for tool in hyperfine python3 unshare /usr/bin/time; do
+    command -v "$tool" >/dev/null || die "$tool not found (run scripts/install-deps.sh)"
+done
+
+# name=binary for each runtime that exists. skiff's path is made absolute
+# because the commands run from hyperfine's shell.
+declare -A bin=()
+names=()
+add() {
+    if [ -n "$2" ] && [ -x "$2" ]; then
+        bin[$1]=$(realpath "$2")
+        names+=("$1")
+    else
+        echo "bench: skipping $1 (${2:-not installed}${2:+ is not executable})" >&2
+    fi
+}
+add skiff "$SKIFF"
+add runc "$(command -v runc || true)"
+add crun "$(command -v crun || true)"
+[ ${#names[@]} -gt 0 ] || die "no runtime to benchmark"
+
+work=$(mktemp -d /tmp/skiff-bench.XXXXXX)
+cleanup() {
+    # Containers left behind by a failed run: delete them so nothing leaks.
+    for n in "${names[@]}"; do
+        for state in "$work/root-$n"/*/; do
+            [ -d "$state" ] || continue
+            "${bin[$n]}" --root "$work/root-$n" delete --force "$(basename "$state")" >/dev/null 2>&1 || true
+        done
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# One bundle, used unchanged by every runtime (all namespaces, including network).
+scripts/mkbundle.sh "$work/bundle" /bin/true
+bundle=$work/bundle
+
+# crun 1.8 refuses the hybrid cgroup layout (v1 controllers plus an empty cgroup2
+# at /sys/fs/cgroup/unified) unless that cgroup2 mount is gone. Unmount it in a
+# private mount namespace, and run EVERY runtime through the same wrapper so that
+# the wrapper's cost (~2 ms: unshare + sh) is the same for all.
+wrap="unshare -m sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec \"\$@\"' --"
+
+# hyperfine runs each command through a fresh `sh -c`, so `$$` is unique per run.
+# `run` without --detach deletes its container when the process exits.
+args=()
+for n in "${names[@]}"; do
+    mkdir -p "$work/root-$n"
+    args+=(-n "$n" "$wrap ${bin[$n]} --root $work/root-$n run --bundle $bundle bench-$n-\$\$")
+done
+
+echo
+echo "== run of /bin/true (create + start + wait + delete), $RUNS runs"
+hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" \
+    --export-json "$work/run.json" "${args[@]}"
+
+# Same lifecycle as separate calls, the way containerd drives a runtime.
+# delete --force also covers a container still running when delete comes.
+args=()
+for n in "${names[@]}"; do
+    r="${bin[$n]} --root $work/root-$n"
+    args+=(-n "$n" "$wrap $r create --bundle $bundle bench-$n-\$\$ && $wrap $r start bench-$n-\$\$ && $wrap $r delete --force bench-$n-\$\$")
+done
+echo
+echo "== create + start + delete --force, $RUNS runs"
+hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" \
+    --export-json "$work/split.json" "${args[@]}"
+
+# Peak RSS of the `create` process itself; the container init it leaves behind
+# is not its child once create exits, so it is not counted. The wrapper execs
+# (no fork), and the kernel keeps the high-water mark across exec, so the figure
+# is the largest of unshare, sh and the runtime: in practice the runtime.
+echo
+echo "== peak RSS of create (median of 5)"
+for n in "${names[@]}"; do
+    r="${bin[$n]} --root $work/root-$n"
+    for i in 1 2 3 4 5; do
+        id=rss-$n-$i
+        eval "/usr/bin/time -f %M -o $work/rss-$n-$i $wrap $r create --bundle $bundle $id" </dev/null >/dev/null
+        eval "$wrap $r delete --force $id"
+    done
+done
+
+python3 - "$work" "${names[@]}" <<'EOF'
+import json, statistics, sys
+
+work, names = sys.argv[1], sys.argv[2:]
+
+def means(path):
+    with open(path) as f:
+        return {r["command"]: r for r in json.load(f)["results"]}
+
+for title, path in (("run", "run.json"), ("create+start+delete", "split.json")):
+    res = means(f"{work}/{path}")
+    print(f"\n{title}:")
+    for n in names:
+        r = res[n]
+        print(f"  {n:6} mean {r['mean']*1e3:7.1f} ms ± {r['stddev']*1e3:5.1f}   median {r['median']*1e3:7.1f} ms")
+    for other in ("runc", "crun"):
+        if "skiff" in res and other in res:
+            print(f"  skiff/{other}: {res['skiff']['mean'] / res[other]['mean']:.2f}x")
+
+print("\npeak RSS of create:")
+rss = {}
+for n in names:
+    vals = []
+    for i in range(1, 6):
+        with open(f"{work}/rss-{n}-{i}") as f:
+            # GNU time writes "Command exited with non-zero status" first on failure.
+            vals.append(int(f.read().split()[-1]))
+    rss[n] = statistics.median(vals)
+    print(f"  {n:6} {rss[n] / 1024:6.1f} MiB")
+for other in ("runc", "crun"):
+    if "skiff" in rss and other in rss:
+        print(f"  skiff/{other}: {rss['skiff'] / rss[other]:.2f}x")
+EOF
