@@ -123,6 +123,10 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         bail!("cannot use console socket if skiff will not detach or allocate tty");
     }
     let linux = spec.linux().clone().unwrap_or_default();
+    let nss = linux.namespaces().clone().unwrap_or_default();
+    if !crate::namespaces::has(&nss, oci_spec::runtime::LinuxNamespaceType::Mount) {
+        log::warn!("no mount namespace: mounts, devices, masked and read-only paths are not applied (they would change the host)");
+    }
     let st = g.store();
     let dir = st.create_dir(id)?;
     let _lock = st.lock(id)?;
@@ -148,6 +152,13 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     let fifo_path = dir.join(store::FIFO_FILE);
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .ctx(|| format!("mkfifo {}", fifo_path.display()))?;
+    // Exact mode despite our umask: init opens it for writing after switching to
+    // the container's (possibly unprivileged) user.
+    std::fs::set_permissions(
+        &fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .ctx(|| format!("chmod {}", fifo_path.display()))?;
     let fifo = nix::fcntl::open(
         &fifo_path,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,

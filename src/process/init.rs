@@ -146,20 +146,24 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
     // Exact modes for device nodes and mount points; the process umask comes later.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if !cfg.exec {
-        let new_mnt = plan.unshare.contains(CloneFlags::CLONE_NEWNS);
-        if !new_mnt {
-            bail!("a new mount namespace is required to set up the rootfs");
-        }
-        prepare_rootfs(ch, cfg, plan)?;
-        let ro = spec
-            .root()
-            .as_ref()
-            .and_then(|r| r.readonly())
-            .unwrap_or(false);
-        masked::readonly(&linux.readonly_paths().clone().unwrap_or_default())?;
-        masked::mask(&linux.masked_paths().clone().unwrap_or_default())?;
-        if ro {
-            masked::readonly_root()?;
+        if plan.unshare.contains(CloneFlags::CLONE_NEWNS) {
+            prepare_rootfs(ch, cfg, plan)?;
+            let ro = spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false);
+            masked::readonly(&linux.readonly_paths().clone().unwrap_or_default())?;
+            masked::mask(&linux.masked_paths().clone().unwrap_or_default())?;
+            if ro {
+                masked::readonly_root()?;
+            }
+        } else {
+            // Without a private mount namespace every mount would land on the
+            // host: only change root (the parent warns that mounts are skipped).
+            run_runtime_hooks(ch, cfg)?;
+            nix::unistd::chroot(&cfg.rootfs).ctx(|| format!("chroot {}", cfg.rootfs.display()))?;
+            nix::unistd::chdir("/").ctx(|| "chdir /")?;
         }
         if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h).ctx(|| format!("sethostname {h:?}"))?;
@@ -273,7 +277,19 @@ fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Re
     for d in linux.devices().clone().unwrap_or_default() {
         devices::create(&root, &devices::from_spec(&d)?, in_userns)?;
     }
-    let h = spec.hooks().as_ref();
+    run_runtime_hooks(ch, cfg)?;
+    drop(root);
+    if cfg.no_pivot {
+        pivot::move_root(&cfg.rootfs)
+    } else {
+        pivot::pivot(&cfg.rootfs)
+    }
+}
+
+/// prestart and createRuntime (run by the parent, in the runtime's namespaces),
+/// then createContainer (here, in the container's namespaces, before pivot_root).
+fn run_runtime_hooks(ch: &Channel, cfg: &InitConfig) -> Result<()> {
+    let h = cfg.spec.hooks().as_ref();
     if !hooks::of_kind(h, hooks::Kind::Prestart).is_empty()
         || !hooks::of_kind(h, hooks::Kind::CreateRuntime).is_empty()
     {
@@ -290,12 +306,7 @@ fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Re
         st["pid"] = serde_json::json!(std::process::id());
         hooks::run_all(&cc, hooks::Kind::CreateContainer, &st.to_string())?;
     }
-    drop(root);
-    if cfg.no_pivot {
-        pivot::move_root(&cfg.rootfs)
-    } else {
-        pivot::pivot(&cfg.rootfs)
-    }
+    Ok(())
 }
 
 /// Look `name` up in the container's PATH (from the process env), as execvp would.

@@ -168,6 +168,20 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
     } else {
         let flags = p.flags;
         let data = (!p.data.is_empty()).then_some(p.data.as_str());
+        // tmpcopyup: keep a handle on what the tmpfs is about to cover.
+        let below = if p.tmpcopyup && typ == "tmpfs" {
+            Some(
+                nix::fcntl::openat(
+                    target.as_fd(),
+                    ".",
+                    OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ctx(|| format!("open {} for tmpcopyup", dest.display()))?,
+            )
+        } else {
+            None
+        };
         let srcs = m
             .source()
             .as_ref()
@@ -197,8 +211,13 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
             }
             Err(e) => bail!("{shown}: {e}"),
         }
-        if p.tmpcopyup && typ == "tmpfs" {
-            copy_up(ctx, dest)?;
+        if let Some(below) = below {
+            let top = ctx
+                .root
+                .resolve(dest)
+                .ctx(|| format!("open {}", dest.display()))?;
+            copy_tree(Path::new(&fd_path(&below)), Path::new(&fd_path(&top)))
+                .ctx(|| format!("tmpcopyup into {}", dest.display()))?;
         }
     }
     apply_propagation(ctx.root, dest, &p.propagation)
@@ -219,10 +238,31 @@ fn apply_propagation(root: &Root, dest: &Path, props: &[MsFlags]) -> Result<()> 
     Ok(())
 }
 
-/// tmpcopyup: the files that were under the tmpfs appear in it (copied with cp -a
-/// semantics for the common case of plain files and directories).
-fn copy_up(ctx: &MountCtx, dest: &Path) -> Result<()> {
-    let _ = (ctx, dest);
+/// tmpcopyup: copy what the tmpfs covers into it, keeping modes, owners and
+/// symlinks (regular files, directories and links; other types are skipped).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
+    for ent in std::fs::read_dir(from)? {
+        let ent = ent?;
+        let src = ent.path();
+        let dst = to.join(ent.file_name());
+        let md = std::fs::symlink_metadata(&src)?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst)?;
+        } else {
+            continue;
+        }
+        lchown(&dst, Some(md.uid()), Some(md.gid()))?;
+        if !ft.is_symlink() {
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+        }
+    }
     Ok(())
 }
 
