@@ -74,12 +74,18 @@ pub fn has(namespaces: &[LinuxNamespace], t: LinuxNamespaceType) -> bool {
     namespaces.iter().any(|n| n.typ() == t)
 }
 
-/// setns(2) into each namespace given by path.
+/// setns(2) into each namespace given by path. Every path is opened first:
+/// once we are in the container's mount namespace, /proc/<pid>/ns/* paths
+/// (how `exec` names them) would resolve in the container's /proc instead.
 pub fn join(list: &[(LinuxNamespaceType, PathBuf)]) -> Result<()> {
+    let mut files = Vec::with_capacity(list.len());
     for (t, path) in list {
         let f = File::open(path)
             .ctx(|| format!("open {} namespace {}", proc_name(*t), path.display()))?;
-        setns(&f, flag(*t))
+        files.push(f);
+    }
+    for ((t, path), f) in list.iter().zip(&files) {
+        setns(f, flag(*t))
             .ctx(|| format!("setns {} namespace {}", proc_name(*t), path.display()))?;
     }
     Ok(())

@@ -1,5 +1,7 @@
-use crate::container::Globals;
-use crate::error::Result;
+use super::run;
+use crate::container::{exec, Globals};
+use crate::error::{Context, Result};
+use crate::process::tty;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -53,11 +55,71 @@ pub struct Args {
     #[arg(long)]
     pub cgroup: Vec<String>,
     pub id: String,
-    /// Command and arguments
+    /// Command and arguments (ignored with --process)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 
-pub fn run(_g: &Globals, a: Args) -> Result<i32> {
-    crate::bail!("exec into {}: not implemented yet", a.id)
+pub fn run(g: &Globals, a: Args) -> Result<i32> {
+    let mut process = match &a.process {
+        Some(path) => exec::process_from_file(path)?,
+        None => {
+            let base = exec::container_process(g, &a.id)?;
+            exec::process_from_flags(&base, &a.overrides())?
+        }
+    };
+    let opts = exec::ExecOpts {
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+        cgroup: a.cgroup.clone(),
+    };
+    if a.detach {
+        exec::exec(g, &a.id, process, &opts)?;
+        return Ok(0);
+    }
+    let set = run::forwarded_signals();
+    set.thread_block().ctx(|| "block signals")?;
+    let terminal = process.terminal().unwrap_or(false);
+    let mut opts = opts;
+    let console = match terminal && opts.console_socket.is_none() {
+        true => Some(tty::ConsoleListener::new()?),
+        false => None,
+    };
+    if let Some(c) = &console {
+        opts.console_socket = Some(c.path().to_path_buf());
+        if process.console_size().is_none() {
+            if let Some(ws) = tty::stdin_winsize() {
+                let b = serde_json::json!({"height": ws.rows, "width": ws.cols});
+                process.set_console_size(serde_json::from_value(b).ok());
+            }
+        }
+    }
+    let pid = exec::exec(g, &a.id, process, &opts)?;
+    match console {
+        Some(c) => {
+            let master = c.recv_master()?;
+            drop(c);
+            tty::proxy(master, pid, &set)
+        }
+        None => run::wait_forwarding(pid, &set),
+    }
+}
+
+impl Args {
+    fn overrides(&self) -> exec::Overrides {
+        exec::Overrides {
+            args: self.command.clone(),
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            tty: self.tty,
+            user: self.user.clone(),
+            additional_gids: self.additional_gids.clone(),
+            caps: self.cap.clone(),
+            no_new_privs: self.no_new_privs,
+            apparmor: self.apparmor.clone(),
+            process_label: self.process_label.clone(),
+        }
+    }
 }

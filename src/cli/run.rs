@@ -1,6 +1,7 @@
 use super::create::CreateFlags;
 use crate::container::{lifecycle, Globals};
 use crate::error::{Context, Result};
+use crate::process::tty;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -29,6 +30,47 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
     }
     // Signals meant for the container arrive here; block them and forward them
     // from a sigwait loop (no handlers, no threads).
+    let set = forwarded_signals();
+    set.thread_block().ctx(|| "block signals")?;
+    let mut opts = a.flags.opts(true);
+    // A terminal with nobody else to take it: be the console socket ourselves
+    // and proxy the pty to our own stdio.
+    let console = match opts.console_socket.is_none() && wants_terminal(&opts.bundle) {
+        true => Some(tty::ConsoleListener::new()?),
+        false => None,
+    };
+    if let Some(c) = &console {
+        opts.console_socket = Some(c.path().to_path_buf());
+    }
+    let pid = lifecycle::create(g, &a.id, &opts)?;
+    let master = match &console {
+        Some(c) => match c.recv_master() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = lifecycle::delete(g, &a.id, true);
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    drop(console);
+    if let Err(e) = lifecycle::start(g, &a.id) {
+        let _ = lifecycle::delete(g, &a.id, true);
+        return Err(e);
+    }
+    let code = match master {
+        Some(m) => tty::proxy(m, pid, &set)?,
+        None => wait_forwarding(pid, &set)?,
+    };
+    if !a.keep {
+        lifecycle::delete(g, &a.id, true)?;
+    }
+    Ok(code)
+}
+
+/// Every signal a foreground container process should get from us: all but
+/// those that cannot be caught or mean that we ourselves crashed.
+pub fn forwarded_signals() -> SigSet {
     let mut set = SigSet::all();
     for s in [
         Signal::SIGKILL,
@@ -40,17 +82,16 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
     ] {
         set.remove(s);
     }
-    set.thread_block().ctx(|| "block signals")?;
-    let pid = lifecycle::create(g, &a.id, &a.flags.opts(true))?;
-    if let Err(e) = lifecycle::start(g, &a.id) {
-        let _ = lifecycle::delete(g, &a.id, true);
-        return Err(e);
-    }
-    let code = wait_forwarding(pid, &set)?;
-    if !a.keep {
-        lifecycle::delete(g, &a.id, true)?;
-    }
-    Ok(code)
+    set
+}
+
+/// process.terminal of the bundle's config.json (the full check happens in create).
+fn wants_terminal(bundle: &std::path::Path) -> bool {
+    std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["process"]["terminal"].as_bool())
+        .unwrap_or(false)
 }
 
 /// Reap children until the container process exits, forwarding other signals to it.

@@ -1,6 +1,7 @@
 //! The container as a persisted object: its state, its status machine, and the
 //! operations the CLI exposes.
 
+pub mod exec;
 pub mod lifecycle;
 pub mod state;
 pub mod store;

@@ -116,12 +116,15 @@ fn drive(
 ) -> Result<i32> {
     if let Some(cg) = l.cgroup {
         cg.apply(stage1)?;
+        // exec joins a cgroup whose limits are already set (and maybe changed
+        // by `update` since): only create writes them.
         if let Some(r) = l
             .cfg
             .spec
             .linux()
             .as_ref()
             .and_then(|x| x.resources().as_ref())
+            .filter(|_| !l.cfg.exec)
         {
             cg.set(r)?;
         }
@@ -155,9 +158,21 @@ fn drive(
                 Some(fd) => parent.seccomp_fd(*stage2, fd)?,
                 None => bail!("init announced a seccomp fd but sent none"),
             },
+            FromInit::Ready if l.cfg.exec => return exec_result(ch, *stage2),
             FromInit::Ready => return Ok(*stage2),
             FromInit::Error(m) => return Err(Error::new(m)),
         }
+    }
+}
+
+/// After Ready, an exec'd process only has execve left: the sync socket closes
+/// (CLOEXEC) when it succeeds, and an Error arrives when it fails, so a
+/// command that cannot run fails `exec` instead of exiting 1 unseen.
+fn exec_result(ch: &Channel, pid: i32) -> Result<i32> {
+    match ch.recv::<FromInit>()? {
+        None => Ok(pid),
+        Some(FromInit::Error(m)) => Err(Error::new(m)),
+        Some(other) => bail!("init: unexpected {other:?} after ready"),
     }
 }
 

@@ -79,8 +79,9 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     let spec = &cfg.spec;
     let linux = spec.linux().clone().unwrap_or_default();
     if process.terminal().unwrap_or(false) {
-        super::tty::setup_console(cfg)?;
+        super::tty::setup_console(cfg, process)?;
     }
+    super::tty::fix_stdio_owner(process.user().uid())?;
     for r in process.rlimits().clone().unwrap_or_default() {
         sys::setrlimit(rlimit_number(r.typ()), r.soft(), r.hard()).ctx(|| {
             format!(

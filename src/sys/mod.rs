@@ -1,6 +1,8 @@
 //! The thin layer of raw kernel calls nix does not wrap. The only `unsafe` code
 //! in skiff lives here, each block with the reason it is sound.
 
+pub mod tty;
+
 use crate::error::{Context, Result};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
