@@ -3,5 +3,6 @@
 //! They need root (namespaces, mounts, cgroups); as another user every test
 //! returns early after saying so. See integration/README.md.
 
+mod cgroups;
 mod lifecycle;
 mod support;

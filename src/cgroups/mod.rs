@@ -4,14 +4,33 @@
 //! INTERFACE CONTRACT (used by container/ and process/):
 //! - `create(cgroups_path, id, systemd)` resolves the path as runc does and returns a manager;
 //!   nothing is created on disk until `apply`.
-//! - `load(path, systemd)` rebuilds the manager from the persisted `path()` for later commands.
+//! - `path()` is an opaque string to persist in state (a JSON object of the
+//!   container's directory per hierarchy); `load(path, systemd)` rebuilds the
+//!   manager from it without reading mountinfo.
 //! - `apply(pid)` creates the cgroup(s) and moves `pid` in.
 //! - `set(resources)` writes every limit; errors name the field and the file.
 //! - `destroy()` removes the cgroup directories (retrying while they drain); idempotent.
+//!
+//! Layout: layout.rs detects v1/hybrid/v2 once, path.rs turns cgroupsPath into
+//! directories, config.rs validates linux.resources for both managers, v1.rs and
+//! v2.rs write files, devices_bpf.rs builds the v2 device program, stats.rs reads.
 
+mod config;
+mod convert;
+pub mod devices_bpf;
+mod files;
+mod layout;
+mod path;
+pub mod stats;
+mod v1;
+mod v2;
+
+use crate::bail;
 use crate::error::Result;
 use oci_spec::runtime::LinuxResources;
 use std::path::PathBuf;
+
+pub use stats::{OomWatch, Stats};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FreezerState {
@@ -29,7 +48,7 @@ pub struct CgroupMount {
 }
 
 pub trait Manager {
-    /// The resolved cgroup path (relative to each hierarchy root), persisted in state.
+    /// The persisted form of the container's cgroup directories (see `load`).
     fn path(&self) -> &str;
     fn apply(&self, pid: i32) -> Result<()>;
     fn set(&self, resources: &LinuxResources) -> Result<()>;
@@ -39,51 +58,121 @@ pub trait Manager {
     /// Every PID in the container's cgroup (host PIDs).
     fn pids(&self) -> Result<Vec<i32>>;
     /// runc's `events --stats` "data" object.
-    fn stats(&self) -> Result<serde_json::Value>;
+    fn stats(&self) -> Result<stats::Stats>;
     /// What to bind under /sys/fs/cgroup inside the container.
     fn mounts(&self) -> Vec<CgroupMount>;
+    /// A pollable source of OOM-kill notifications for `events`.
+    fn oom_watch(&self) -> Result<OomWatch>;
 }
 
 /// Build a manager for a new container.
 pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box<dyn Manager>> {
-    let _ = (cgroups_path, id, systemd);
-    Ok(Box::new(Placeholder))
+    let layout = layout::get()?;
+    let inner = if systemd {
+        let inner = path::systemd_inner(cgroups_path, id)?;
+        if !path::systemd_running() {
+            bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system), so {:?} cannot be placed in a systemd unit; use the cgroupfs driver (no --systemd-cgroup)", cgroups_path.unwrap_or_default());
+        }
+        inner
+    } else {
+        path::fs_inner(cgroups_path, id)
+    };
+    let dirs = path::resolve(layout, &inner)?;
+    let persisted = path::encode(&dirs);
+    Ok(match layout.mode {
+        layout::Mode::Unified => {
+            let Some((dir, root)) = dirs
+                .into_iter()
+                .next()
+                .map(|(_, d)| d)
+                .zip(layout.unified.as_ref().map(|u| u.0.clone()))
+            else {
+                bail!("cgroup v2 host without a cgroup2 mount");
+            };
+            Box::new(v2::V2::new(dir, Some(root), persisted))
+        }
+        _ => {
+            let mut unified = None;
+            let mut v1dirs = Vec::new();
+            for (key, dir) in dirs {
+                if key.is_empty() {
+                    unified = Some(dir);
+                    continue;
+                }
+                let name = layout
+                    .v1
+                    .iter()
+                    .find(|h| h.key == key)
+                    .and_then(|h| h.mount.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| mount_name(&key));
+                v1dirs.push(v1::Dir {
+                    key,
+                    path: dir,
+                    name,
+                });
+            }
+            Box::new(v1::V1::new(v1dirs, unified, persisted))
+        }
+    })
 }
 
-/// TEMPORARY until v1/v2 land: does nothing.
-struct Placeholder;
-impl Manager for Placeholder {
-    fn path(&self) -> &str {
-        ""
-    }
-    fn apply(&self, _pid: i32) -> Result<()> {
-        Ok(())
-    }
-    fn set(&self, _r: &LinuxResources) -> Result<()> {
-        Ok(())
-    }
-    fn destroy(&self) -> Result<()> {
-        Ok(())
-    }
-    fn freeze(&self, _s: FreezerState) -> Result<()> {
-        Ok(())
-    }
-    fn freezer_state(&self) -> Result<FreezerState> {
-        Ok(FreezerState::Thawed)
-    }
-    fn pids(&self) -> Result<Vec<i32>> {
-        Ok(vec![])
-    }
-    fn stats(&self) -> Result<serde_json::Value> {
-        Ok(serde_json::Value::Null)
-    }
-    fn mounts(&self) -> Vec<CgroupMount> {
-        vec![]
-    }
+/// The usual directory name of a v1 hierarchy under /sys/fs/cgroup.
+fn mount_name(key: &str) -> String {
+    key.strip_prefix("name=").unwrap_or(key).to_string()
 }
 
 /// Rebuild the manager of an existing container from its persisted path.
-pub fn load(path: &str, systemd: bool) -> Result<Box<dyn Manager>> {
-    let _ = (path, systemd);
-    Err(crate::error::Error::new("cgroups: not implemented yet"))
+pub fn load(path: &str, _systemd: bool) -> Result<Box<dyn Manager>> {
+    let dirs = path::decode(path)?;
+    if dirs.len() == 1 && dirs[0].0.is_empty() {
+        let dir = dirs[0].1.clone();
+        return Ok(Box::new(v2::V2::new(dir, None, path.to_string())));
+    }
+    let mut unified = None;
+    let mut v1dirs = Vec::new();
+    for (key, dir) in dirs {
+        if key.is_empty() {
+            unified = Some(dir);
+        } else {
+            v1dirs.push(v1::Dir {
+                name: mount_name(&key),
+                key,
+                path: dir,
+            });
+        }
+    }
+    Ok(Box::new(v1::V1::new(v1dirs, unified, path.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_round_trips_v1_and_v2() {
+        let v2 = load(r#"{"":"/sys/fs/cgroup/c1"}"#, false).unwrap();
+        assert_eq!(v2.mounts()[0].name, "");
+        let v1 = load(
+            r#"{"":"/sys/fs/cgroup/unified/c1","memory":"/sys/fs/cgroup/memory/c1","name=systemd":"/sys/fs/cgroup/systemd/c1"}"#,
+            false,
+        )
+        .unwrap();
+        let names: Vec<String> = v1.mounts().into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["memory", "systemd"]);
+        assert!(load("garbage", false).is_err());
+    }
+
+    #[test]
+    fn systemd_without_systemd_is_a_clear_error() {
+        if path::systemd_running() || layout::get().is_err() {
+            return;
+        }
+        let e = create(Some("system.slice:docker:abc"), "abc", true)
+            .err()
+            .unwrap();
+        assert!(e.message().contains("systemd is not running"), "{e}");
+        let e = create(Some("/not/systemd"), "abc", true).err().unwrap();
+        assert!(e.message().contains("slice:prefix:name"), "{e}");
+    }
 }

@@ -1,4 +1,4 @@
-use crate::container::Globals;
+use crate::container::{resources, Globals};
 use crate::error::Result;
 
 #[derive(clap::Args, Debug)]
@@ -6,10 +6,12 @@ pub struct Args {
     pub id: String,
 }
 
-pub fn pause(_g: &Globals, a: Args) -> Result<i32> {
-    crate::bail!("pause {}: not implemented yet", a.id)
+pub fn pause(g: &Globals, a: Args) -> Result<i32> {
+    resources::pause(g, &a.id)?;
+    Ok(0)
 }
 
-pub fn resume(_g: &Globals, a: Args) -> Result<i32> {
-    crate::bail!("resume {}: not implemented yet", a.id)
+pub fn resume(g: &Globals, a: Args) -> Result<i32> {
+    resources::resume(g, &a.id)?;
+    Ok(0)
 }

@@ -333,7 +333,8 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
             for p in &pids {
                 let _ = signal_pid(*p, sig);
             }
-            if !frozen_before {
+            // A frozen v1 task only dies once thawed: SIGKILL thaws (as runc).
+            if !frozen_before || sig == libc::SIGKILL {
                 let _ = cg.freeze(FreezerState::Thawed);
             }
             return Ok(());
@@ -345,10 +346,18 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
     let _ = signal;
     match c.status {
         Status::Stopped => bail!("container not running"),
-        _ => signal_pid(c.state.pid, sig).map_err(|e| match e {
-            nix::errno::Errno::ESRCH => Error::new("container not running"),
-            e => Error::new(format!("kill {} with signal {sig}: {e}", c.state.pid)),
-        }),
+        _ => {
+            signal_pid(c.state.pid, sig).map_err(|e| match e {
+                nix::errno::Errno::ESRCH => Error::new("container not running"),
+                e => Error::new(format!("kill {} with signal {sig}: {e}", c.state.pid)),
+            })?;
+            if c.status == Status::Paused && sig == libc::SIGKILL {
+                if let Some(cg) = c.cgroup() {
+                    let _ = cg.freeze(FreezerState::Thawed);
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The thin layer of raw kernel calls nix does not wrap. The only `unsafe` code
 //! in skiff lives here, each block with the reason it is sound.
 
+pub mod bpf;
+pub mod notify;
 pub mod tty;
 
 use crate::error::{Context, Result};

@@ -1,0 +1,684 @@
+//! Resource control: cgroup placement, every limit read back from the host and
+//! from inside the container, pause/resume, update, ps, events, kill --all,
+//! and no cgroup left behind however a container ends.
+
+use crate::support::{skip_unless_root, Bundle, OutputExt, Runtime};
+use serde_json::{json, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Mount the container's own cgroups at /sys/fs/cgroup, as `runc spec` does.
+fn with_cgroup_mount(mut b: Bundle) -> Bundle {
+    b.config_mut()["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                     "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+        );
+    b
+}
+
+/// The host directory of `pid`'s cgroup in the hierarchy holding `controller`.
+fn host_dir(pid: i64, controller: &str) -> PathBuf {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/pid/cgroup");
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let hit = if controller.is_empty() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        if hit {
+            let mount = match controller {
+                "" => "unified",
+                "name=systemd" => "systemd",
+                c => c,
+            };
+            return Path::new("/sys/fs/cgroup")
+                .join(mount)
+                .join(path.trim_start_matches('/'));
+        }
+    }
+    panic!("{controller} not in /proc/{pid}/cgroup: {text}");
+}
+
+fn own_path(controller: &str) -> String {
+    let text = fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, p) = (f.next(), f.next()?, f.next()?);
+            c.split(',').any(|x| x == controller).then(|| p.to_string())
+        })
+        .expect("own cgroup")
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}/{file}: {e}", dir.display()))
+        .trim()
+        .to_string()
+}
+
+fn pid_of(rt: &Runtime, id: &str) -> i64 {
+    rt.state(id)["pid"].as_i64().expect("pid")
+}
+
+/// Wait for a file the container writes into its rootfs.
+fn wait_file(path: &Path) -> String {
+    let end = Instant::now() + WAIT;
+    loop {
+        if let Ok(s) = fs::read_to_string(path) {
+            if s.ends_with("END\n") {
+                return s;
+            }
+        }
+        assert!(Instant::now() < end, "{} never completed", path.display());
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pids_alive(pids: &[i64]) -> Vec<i64> {
+    pids.iter()
+        .copied()
+        .filter(|p| {
+            fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn every_limit_is_written_and_visible_inside() {
+    if skip_unless_root() {
+        return;
+    }
+    let script = "for f in memory/memory.limit_in_bytes memory/memory.soft_limit_in_bytes \
+                  memory/memory.memsw.limit_in_bytes memory/memory.swappiness cpu/cpu.shares \
+                  cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpu/cpu.cfs_burst_us cpu/cpu.idle \
+                  cpuset/cpuset.cpus cpuset/cpuset.mems pids/pids.max blkio/blkio.bfq.weight; \
+                  do echo \"$f=$(cat /sys/fs/cgroup/$f)\"; done > /tmp/inside; \
+                  ls /sys/fs/cgroup >> /tmp/inside; echo END >> /tmp/inside; sleep 100";
+    let mut bundle = with_cgroup_mount(Bundle::new().args(&["sh", "-c", script]));
+    bundle.config_mut()["linux"]["resources"] = json!({
+        "devices": [{"allow": false, "access": "rwm"}],
+        "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728,
+                   "swappiness": 10, "useHierarchy": true},
+        "cpu": {"shares": 512, "quota": 20000, "period": 100000, "burst": 1000, "idle": 0,
+                "cpus": "0", "mems": "0"},
+        "pids": {"limit": 42},
+        "blockIO": {"weight": 300}
+    });
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    rt.create(&id, &bundle).assert_success("create");
+    let pid = pid_of(&rt, &id);
+    let mem = host_dir(pid, "memory");
+    // Placed before the user process runs: init is already in every hierarchy.
+    assert_eq!(
+        mem,
+        Path::new("/sys/fs/cgroup/memory").join(format!(
+            "{}/{id}",
+            own_path("memory").trim_start_matches('/')
+        ))
+    );
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), "67108864");
+    assert_eq!(read(&mem, "memory.soft_limit_in_bytes"), "33554432");
+    assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), "134217728");
+    assert_eq!(read(&mem, "memory.swappiness"), "10");
+    let cpu = host_dir(pid, "cpu");
+    assert_eq!(read(&cpu, "cpu.shares"), "512");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "20000");
+    assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+    assert_eq!(read(&cpu, "cpu.cfs_burst_us"), "1000");
+    assert_eq!(read(&host_dir(pid, "cpuset"), "cpuset.cpus"), "0");
+    assert_eq!(read(&host_dir(pid, "pids"), "pids.max"), "42");
+    assert_eq!(read(&host_dir(pid, "blkio"), "blkio.bfq.weight"), "300");
+    let devices = read(&host_dir(pid, "devices"), "devices.list");
+    for want in ["c 1:3 rwm", "c *:* m", "b *:* m", "c 136:* rwm"] {
+        assert!(
+            devices.lines().any(|l| l == want),
+            "{want} not in {devices}"
+        );
+    }
+    assert!(!devices.contains("a *:* rwm"), "{devices}");
+    // Hybrid host: also in the cgroup2 tree, and in the named systemd hierarchy.
+    assert!(host_dir(pid, "").ends_with(&id));
+    assert!(host_dir(pid, "name=systemd").ends_with(&id));
+
+    rt.start(&id).assert_success("start");
+    let inside = wait_file(&bundle.rootfs().join("tmp/inside"));
+    for want in [
+        "memory/memory.limit_in_bytes=67108864",
+        "memory/memory.soft_limit_in_bytes=33554432",
+        "memory/memory.memsw.limit_in_bytes=134217728",
+        "memory/memory.swappiness=10",
+        "cpu/cpu.shares=512",
+        "cpu/cpu.cfs_quota_us=20000",
+        "cpu/cpu.cfs_burst_us=1000",
+        "cpu/cpu.idle=0",
+        "cpuset/cpuset.cpus=0",
+        "pids/pids.max=42",
+        "blkio/blkio.bfq.weight=300",
+        "systemd",
+        "freezer",
+    ] {
+        assert!(
+            inside.lines().any(|l| l == want),
+            "{want:?} not in:\n{inside}"
+        );
+    }
+    rt.delete_force(&id).assert_success("delete --force");
+    rt.assert_no_leaks(&id, &bundle);
+    assert!(!mem.exists());
+}
+
+#[test]
+fn cgroups_path_absolute_relative_and_default() {
+    if skip_unless_root() {
+        return;
+    }
+    let bundle = Bundle::new().args(&["sleep", "100"]);
+    let rt = Runtime::skiff();
+    let own_mem = own_path("memory");
+    let own_cpu = own_path("cpu");
+    let tag = format!("skiff-it-cg-{}", std::process::id());
+    let cases = [
+        (
+            None,
+            format!("{}/ID", own_cpu.trim_end_matches('/')),
+            format!("{}/ID", own_mem.trim_end_matches('/')),
+        ),
+        (
+            Some(format!("/{tag}/abs")),
+            format!("/{tag}/abs"),
+            format!("/{tag}/abs"),
+        ),
+        (
+            Some(format!("{tag}/../{tag}/rel")),
+            format!("{}/{tag}/rel", own_cpu.trim_end_matches('/')),
+            format!("{}/{tag}/rel", own_mem.trim_end_matches('/')),
+        ),
+    ];
+    let mut b = bundle;
+    for (path, want_cpu, want_mem) in cases {
+        let id = rt.new_id();
+        match &path {
+            Some(p) => b.config_mut()["linux"]["cgroupsPath"] = json!(p),
+            None => {
+                b.config_mut()["linux"]
+                    .as_object_mut()
+                    .expect("linux")
+                    .remove("cgroupsPath");
+            }
+        }
+        rt.create(&id, &b).assert_success("create");
+        let pid = pid_of(&rt, &id);
+        let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+        let want_cpu = want_cpu.replace("ID", &id).replace("//", "/");
+        let want_mem = want_mem.replace("ID", &id).replace("//", "/");
+        assert!(
+            text.contains(&format!(":cpu:{want_cpu}\n")),
+            "{path:?}: {text}"
+        );
+        assert!(
+            text.contains(&format!(":memory:{want_mem}\n")),
+            "{path:?}: {text}"
+        );
+        let dir = host_dir(pid, "cpu");
+        rt.delete_force(&id).assert_success("delete");
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    // runc removes only the container's own directory; tidy the parents.
+    for h in fs::read_dir("/sys/fs/cgroup").expect("ls").flatten() {
+        let mut parent = h.path();
+        if h.file_name() == "memory" {
+            parent = parent.join(own_mem.trim_start_matches('/'));
+        }
+        for d in [
+            parent.join(&tag).join("abs"),
+            parent.join(&tag).join("rel"),
+            parent.join(&tag),
+            h.path().join(&tag),
+        ] {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn systemd_driver_without_systemd_fails_clearly() {
+    if skip_unless_root() || Path::new("/run/systemd/system").exists() {
+        return;
+    }
+    let mut bundle = Bundle::new().args(&["true"]);
+    bundle.config_mut()["linux"]["cgroupsPath"] = json!("system.slice:skiff:x");
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    let out = rt.run(&[
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+        bundle.path_str(),
+        &id,
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        out.stderr_text().contains("systemd is not running"),
+        "{}",
+        out.stderr_text()
+    );
+    rt.assert_no_leaks(&id, &bundle);
+}
+
+#[test]
+fn device_rules_apply_in_order() {
+    if skip_unless_root() {
+        return;
+    }
+    let script = "mknod /tmp/mem c 1 1; mknod /tmp/null2 c 1 3; \
+                  (head -c1 /tmp/mem >/dev/null 2>&1 && echo mem=open || echo mem=denied); \
+                  (echo x > /tmp/null2 && echo null=open || echo null=denied); \
+                  (head -c1 /dev/zero | wc -c); echo END";
+    let mut bundle = Bundle::new().args(&["sh", "-c", script]);
+    let caps = json!(["CAP_MKNOD", "CAP_KILL"]);
+    let p = &mut bundle.config_mut()["process"]["capabilities"];
+    p["bounding"] = caps.clone();
+    p["effective"] = caps.clone();
+    p["permitted"] = caps;
+    bundle.config_mut()["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 1, "access": "rw"},
+        {"allow": false, "type": "c", "major": 1, "minor": 1, "access": "r"}
+    ]);
+    let rt = Runtime::skiff();
+    let (status, out, err) = rt.run_container(&bundle);
+    assert!(status.success(), "{err}");
+    assert!(out.contains("mem=denied"), "{out}");
+    assert!(out.contains("null=open"), "{out}");
+    assert!(out.contains("1\n"), "{out}");
+}
+
+#[test]
+fn pause_resume_and_paused_state() {
+    if skip_unless_root() {
+        return;
+    }
+    let bundle = Bundle::new().args(&["sleep", "100"]);
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    rt.create(&id, &bundle).assert_success("create");
+    rt.start(&id).assert_success("start");
+    let freezer = host_dir(pid_of(&rt, &id), "freezer");
+    rt.run(&["pause", &id]).assert_success("pause");
+    assert_eq!(rt.state(&id)["status"], "paused");
+    assert_eq!(read(&freezer, "freezer.state"), "FROZEN");
+    let again = rt.run(&["pause", &id]);
+    assert_ne!(again.status.code(), Some(0));
+    assert!(
+        again.stderr_text().contains("already paused"),
+        "{}",
+        again.stderr_text()
+    );
+    let start = rt.start(&id);
+    assert!(
+        start.stderr_text().contains("paused"),
+        "{}",
+        start.stderr_text()
+    );
+    let del = rt.delete(&id);
+    assert!(
+        del.stderr_text().contains("paused"),
+        "{}",
+        del.stderr_text()
+    );
+    // ps and stats still work on a paused container.
+    rt.run(&["ps", "--format", "json", &id])
+        .assert_success("ps");
+    rt.run(&["resume", &id]).assert_success("resume");
+    assert_eq!(rt.state(&id)["status"], "running");
+    assert_eq!(read(&freezer, "freezer.state"), "THAWED");
+    let again = rt.run(&["resume", &id]);
+    assert!(
+        again.stderr_text().contains("not paused"),
+        "{}",
+        again.stderr_text()
+    );
+    // SIGKILL to a paused container kills it (the cgroup is thawed for it).
+    rt.run(&["pause", &id]).assert_success("pause");
+    rt.kill(&id, "KILL").assert_success("kill");
+    rt.wait_for_status(&id, "stopped", WAIT);
+    rt.delete(&id).assert_success("delete");
+    rt.assert_no_leaks(&id, &bundle);
+}
+
+#[test]
+fn update_changes_limits_and_refuses_nonsense() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut bundle = Bundle::new().args(&["sleep", "100"]);
+    bundle.config_mut()["linux"]["resources"]["memory"] = json!({"limit": 104857600});
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    rt.create(&id, &bundle).assert_success("create");
+    let pid = pid_of(&rt, &id);
+    let (mem, cpu) = (host_dir(pid, "memory"), host_dir(pid, "cpu"));
+    rt.run(&[
+        "update",
+        "--memory",
+        "200M",
+        "--memory-swap",
+        "300M",
+        "--memory-reservation",
+        "50m",
+        "--cpu-shares",
+        "256",
+        "--cpu-quota",
+        "30000",
+        "--cpu-period",
+        "60000",
+        "--pids-limit",
+        "33",
+        "--cpuset-cpus",
+        "1",
+        "--blkio-weight",
+        "700",
+        &id,
+    ])
+    .assert_success("update flags");
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), "209715200");
+    assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), "314572800");
+    assert_eq!(read(&mem, "memory.soft_limit_in_bytes"), "52428800");
+    assert_eq!(read(&cpu, "cpu.shares"), "256");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "30000");
+    assert_eq!(read(&cpu, "cpu.cfs_period_us"), "60000");
+    assert_eq!(read(&host_dir(pid, "pids"), "pids.max"), "33");
+    assert_eq!(read(&host_dir(pid, "cpuset"), "cpuset.cpus"), "1");
+    assert_eq!(read(&host_dir(pid, "blkio"), "blkio.bfq.weight"), "700");
+    // Only the period: the quota stays.
+    rt.run(&["update", "--cpu-period", "90000", &id])
+        .assert_success("period");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "30000");
+    assert_eq!(read(&cpu, "cpu.cfs_period_us"), "90000");
+    // --resources FILE, linux.resources JSON (podman passes a path).
+    let file = bundle.path().join("res.json");
+    fs::write(&file, r#"{"memory": {"limit": 157286400, "swap": -1}, "cpu": {"shares": 2048}, "pids": {"limit": -1}}"#).expect("write");
+    rt.run(&["update", "--resources", file.to_str().expect("utf8"), &id])
+        .assert_success("-r");
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), "157286400");
+    assert_eq!(read(&cpu, "cpu.shares"), "2048");
+    assert_eq!(read(&host_dir(pid, "pids"), "pids.max"), "max");
+    // --resources - reads stdin, as containerd's shim sends it.
+    let mut cmd = rt.command();
+    cmd.args(["update", "--resources", "-", &id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn update");
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("stdin"),
+        br#"{"cpu": {"shares": 768}}"#,
+    )
+    .expect("stdin");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(read(&cpu, "cpu.shares"), "768");
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), "157286400");
+
+    let refused = [
+        (vec!["--cpu-quota", "-5"], "cpu.quota"),
+        (vec!["--memory", "1000"], "memory.limit"),
+        (
+            vec!["--memory", "300M", "--memory-swap", "100M"],
+            "memory.swap",
+        ),
+        (vec!["--l3-cache-schema", "L3:0=f"], "not supported"),
+        (vec!["--mem-bw-schema", "MB:0=70"], "not supported"),
+        (vec!["--cpu-period", "x"], "cpu-period"),
+    ];
+    for (flags, want) in refused {
+        let mut args = vec!["update"];
+        args.extend(&flags);
+        args.push(&id);
+        let out = rt.run(&args);
+        assert_ne!(out.status.code(), Some(0), "{flags:?}");
+        assert!(
+            out.stderr_text().contains(want),
+            "{flags:?}: {}",
+            out.stderr_text()
+        );
+    }
+    fs::write(&file, r#"{"unified": {"memory.max": "1000000"}}"#).expect("write");
+    let out = rt.run(&["update", "-r", file.to_str().expect("utf8"), &id]);
+    assert!(
+        out.stderr_text()
+            .contains("unified: cannot be used on cgroup v1"),
+        "{}",
+        out.stderr_text()
+    );
+    // Accepted and ignored, as runc does.
+    rt.run(&["update", "--kernel-memory", "10M", &id])
+        .assert_success("kernel-memory");
+    rt.delete_force(&id).assert_success("delete");
+    let out = rt.run(&["update", "--memory", "10M", &id]);
+    assert!(
+        out.stderr_text().contains("does not exist"),
+        "{}",
+        out.stderr_text()
+    );
+    rt.assert_no_leaks(&id, &bundle);
+}
+
+#[test]
+fn ps_lists_every_process() {
+    if skip_unless_root() {
+        return;
+    }
+    let bundle = Bundle::new().args(&["sh", "-c", "sleep 101 & sleep 102 & wait"]);
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    rt.create(&id, &bundle).assert_success("create");
+    rt.start(&id).assert_success("start");
+    let end = Instant::now() + WAIT;
+    let pids: Vec<i64> = loop {
+        let out = rt.run(&["ps", "--format", "json", &id]);
+        out.assert_success("ps json");
+        let v: Vec<i64> = serde_json::from_str(out.stdout_text().trim()).expect("json array");
+        if v.len() == 3 || Instant::now() > end {
+            break v;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    assert!(pids.contains(&pid_of(&rt, &id)));
+    let table = rt.run(&["ps", &id]);
+    table.assert_success("ps");
+    let t = table.stdout_text();
+    assert!(t.starts_with("UID") && t.contains("PID"), "{t}");
+    assert_eq!(t.lines().count(), 4, "{t}");
+    let custom = rt.run(&["ps", &id, "-o", "pid,comm"]);
+    let c = custom.stdout_text();
+    assert_eq!(c.lines().filter(|l| l.ends_with("sleep")).count(), 2, "{c}");
+    // kill --all reaches every process, not only init.
+    rt.run(&["kill", "--all", &id, "KILL"])
+        .assert_success("kill --all");
+    let end = Instant::now() + WAIT;
+    while !pids_alive(&pids).is_empty() {
+        assert!(Instant::now() < end, "still alive: {:?}", pids_alive(&pids));
+        thread::sleep(Duration::from_millis(20));
+    }
+    rt.delete(&id).assert_success("delete");
+    rt.assert_no_leaks(&id, &bundle);
+}
+
+#[test]
+fn events_stats_and_stream() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut bundle = Bundle::new().args(&["sleep", "100"]);
+    bundle.config_mut()["linux"]["resources"]["memory"] = json!({"limit": 52428800});
+    bundle.config_mut()["linux"]["resources"]["pids"] = json!({"limit": 20});
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    rt.create(&id, &bundle).assert_success("create");
+    rt.start(&id).assert_success("start");
+    let out = rt.run(&["events", "--stats", &id]);
+    out.assert_success("events --stats");
+    let text = out.stdout_text();
+    assert!(
+        text.starts_with(&format!("{{\"type\":\"stats\",\"id\":\"{id}\",\"data\":")),
+        "{text}"
+    );
+    let ev: Value = serde_json::from_str(text.trim()).expect("one JSON object");
+    let d = &ev["data"];
+    for k in ["cpu", "memory", "pids", "blkio", "hugetlb"] {
+        assert!(d.get(k).is_some(), "{k} missing: {d}");
+    }
+    assert_eq!(d["memory"]["usage"]["limit"], 52428800);
+    assert!(
+        d["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{d}"
+    );
+    assert_eq!(d["pids"]["current"], 1);
+    assert_eq!(d["pids"]["limit"], 20);
+    assert!(d["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0, "{d}");
+
+    let bad = rt.run(&["events", "--interval", "0s", &id]);
+    assert!(
+        bad.stderr_text().contains("greater than 0"),
+        "{}",
+        bad.stderr_text()
+    );
+
+    // Streaming: a stats object every interval until the container stops.
+    let log = bundle.path().join("events.out");
+    let mut cmd = rt.command();
+    cmd.args(["events", "--interval", "100ms", &id])
+        .stdout(fs::File::create(&log).expect("create"))
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn events");
+    thread::sleep(Duration::from_millis(550));
+    rt.kill(&id, "KILL").assert_success("kill");
+    let end = Instant::now() + WAIT;
+    while child.try_wait().expect("wait").is_none() {
+        assert!(
+            Instant::now() < end,
+            "events did not stop with the container"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let lines = fs::read_to_string(&log).expect("read");
+    let n = lines
+        .lines()
+        .filter(|l| l.starts_with("{\"type\":\"stats\""))
+        .count();
+    assert!(n >= 3, "{n} stats lines:\n{lines}");
+    rt.delete(&id).assert_success("delete");
+    rt.assert_no_leaks(&id, &bundle);
+}
+
+#[test]
+fn oom_kill_is_an_event() {
+    if skip_unless_root() {
+        return;
+    }
+    // Grow a shell variable past the limit.
+    let script = "sleep 0.5; x=a; while true; do x=$x$x; done";
+    let mut bundle = Bundle::new().args(&["sh", "-c", script]);
+    bundle.config_mut()["linux"]["resources"]["memory"] =
+        json!({"limit": 16777216, "swap": 16777216});
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    rt.create(&id, &bundle).assert_success("create");
+    let log = bundle.path().join("events.out");
+    let mut cmd = rt.command();
+    cmd.args(["events", "--interval", "200ms", &id])
+        .stdout(fs::File::create(&log).expect("create"))
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn events");
+    rt.start(&id).assert_success("start");
+    let end = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!(
+                "events still running: {}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let lines = fs::read_to_string(&log).expect("read");
+    assert!(
+        lines
+            .lines()
+            .any(|l| l == format!("{{\"type\":\"oom\",\"id\":\"{id}\"}}")),
+        "no oom event:\n{lines}"
+    );
+    rt.delete(&id).assert_success("delete");
+    rt.assert_no_leaks(&id, &bundle);
+}
+
+#[test]
+fn no_cgroup_leaks_however_containers_end() {
+    if skip_unless_root() {
+        return;
+    }
+    let bundle = Bundle::new().args(&["sh", "-c", "sleep 100 & sleep 100"]);
+    let mut failing = Bundle::new().args(&["true"]);
+    failing.config_mut()["hooks"] = json!({"prestart": [{"path": "/bin/false"}]});
+    let rt = Runtime::skiff();
+    for i in 0..12 {
+        let id = rt.new_id();
+        rt.create(&id, &bundle).assert_success("create");
+        match i % 4 {
+            // Killed with SIGKILL, then deleted.
+            0 => {
+                rt.start(&id).assert_success("start");
+                rt.kill(&id, "KILL").assert_success("kill");
+                rt.wait_for_status(&id, "stopped", WAIT);
+                rt.delete(&id).assert_success("delete");
+            }
+            // Paused, then deleted with --force.
+            1 => {
+                rt.start(&id).assert_success("start");
+                rt.run(&["pause", &id]).assert_success("pause");
+                rt.delete_force(&id).assert_success("delete --force");
+            }
+            // Never started: delete kills it.
+            2 => {
+                rt.delete(&id).assert_success("delete created");
+            }
+            // init killed behind our back, children left in the cgroup.
+            _ => {
+                rt.start(&id).assert_success("start");
+                let pid = pid_of(&rt, &id);
+                Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status()
+                    .expect("kill");
+                rt.wait_for_status(&id, "stopped", WAIT);
+                rt.delete(&id).assert_success("delete after init died");
+            }
+        }
+        rt.assert_no_leaks(&id, &bundle);
+    }
+    // create fails after the cgroup exists (a prestart hook fails).
+    let id = rt.new_id();
+    let out = rt.create(&id, &failing);
+    assert_ne!(out.status.code(), Some(0));
+    rt.assert_no_leaks(&id, &failing);
+}
