@@ -5,4 +5,6 @@
 
 mod cgroups;
 mod lifecycle;
+mod process;
+mod rootfs;
 mod support;

@@ -452,8 +452,13 @@ fn destroy(c: &Container) -> Result<()> {
         let ps = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::Poststop);
         if !ps.is_empty() {
             let json = serde_json::to_string(&c.state.to_oci(Status::Stopped)).unwrap_or_default();
-            if let Err(e) = hooks::run_all(&ps, hooks::Kind::Poststop, &json) {
-                log::warn!("{e}");
+            // A failing poststop hook only warns, and the others still run.
+            for (i, h) in ps.iter().enumerate() {
+                if let Err(e) =
+                    hooks::run_all(std::slice::from_ref(h), hooks::Kind::Poststop, &json)
+                {
+                    log::warn!("{}", e.message().replacen("#0", &format!("#{i}"), 1));
+                }
             }
         }
     }
