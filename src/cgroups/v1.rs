@@ -446,8 +446,13 @@ impl Manager for V1 {
         for d in &self.dirs {
             join(&d.path, pid, d.key.split(',').any(|c| c == "cpuset"))?;
         }
+        // Hybrid: the cgroup2 tree carries no controllers, only membership that
+        // tools like systemd read; a host that will not let us in is no reason
+        // to fail the container.
         if let Some(u) = &self.unified {
-            join(u, pid, false)?;
+            if let Err(e) = join(u, pid, false) {
+                log::warn!("cgroup2 (hybrid) placement skipped: {e}");
+            }
         }
         Ok(())
     }
