@@ -4,6 +4,7 @@
 //! returns early after saying so. See integration/README.md.
 
 mod cgroups;
+mod engines;
 mod lifecycle;
 mod process;
 mod rootfs;
