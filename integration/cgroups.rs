@@ -60,6 +60,21 @@ fn own_path(controller: &str) -> String {
         .expect("own cgroup")
 }
 
+/// "major:minor" of a real block device (throttling needs one), if any.
+fn block_device() -> Option<String> {
+    let mut names: Vec<_> = fs::read_dir("/sys/block").ok()?.flatten().collect();
+    names.sort_by_key(|e| e.file_name());
+    names
+        .into_iter()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            !n.starts_with("loop") && !n.starts_with("ram")
+        })
+        .find_map(|e| fs::read_to_string(e.path().join("dev")).ok())
+        .map(|d| d.trim().to_string())
+}
+
 fn read(dir: &Path, file: &str) -> String {
     fs::read_to_string(dir.join(file))
         .unwrap_or_else(|e| panic!("read {}/{file}: {e}", dir.display()))
@@ -121,6 +136,18 @@ fn every_limit_is_written_and_visible_inside() {
         "pids": {"limit": 42},
         "blockIO": {"weight": 300}
     });
+    let r = &mut bundle.config_mut()["linux"]["resources"];
+    r["memory"]["disableOOMKiller"] = json!(true);
+    r["cpu"]["realtimePeriod"] = json!(1000000);
+    r["cpu"]["realtimeRuntime"] = json!(10000);
+    let dev = block_device();
+    if let Some(d) = &dev {
+        let (ma, mi) = d.split_once(':').expect("major:minor");
+        let (ma, mi): (i64, i64) = (ma.parse().expect("major"), mi.parse().expect("minor"));
+        r["blockIO"]["throttleReadBpsDevice"] =
+            json!([{"major": ma, "minor": mi, "rate": 1048576}]);
+        r["blockIO"]["throttleWriteIOPSDevice"] = json!([{"major": ma, "minor": mi, "rate": 300}]);
+    }
     let rt = Runtime::skiff();
     let id = rt.new_id();
     rt.create(&id, &bundle).assert_success("create");
@@ -143,7 +170,22 @@ fn every_limit_is_written_and_visible_inside() {
     assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "20000");
     assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
     assert_eq!(read(&cpu, "cpu.cfs_burst_us"), "1000");
+    assert_eq!(read(&cpu, "cpu.rt_period_us"), "1000000");
+    assert_eq!(read(&cpu, "cpu.rt_runtime_us"), "10000");
     assert_eq!(read(&host_dir(pid, "cpuset"), "cpuset.cpus"), "0");
+    assert_eq!(read(&host_dir(pid, "cpuset"), "cpuset.mems"), "0");
+    assert!(read(&mem, "memory.oom_control").contains("oom_kill_disable 1"));
+    if let Some(d) = &dev {
+        let blkio = host_dir(pid, "blkio");
+        assert_eq!(
+            read(&blkio, "blkio.throttle.read_bps_device"),
+            format!("{d} 1048576")
+        );
+        assert_eq!(
+            read(&blkio, "blkio.throttle.write_iops_device"),
+            format!("{d} 300")
+        );
+    }
     assert_eq!(read(&host_dir(pid, "pids"), "pids.max"), "42");
     assert_eq!(read(&host_dir(pid, "blkio"), "blkio.bfq.weight"), "300");
     let devices = read(&host_dir(pid, "devices"), "devices.list");

@@ -107,6 +107,19 @@ pub struct Rdma {
     pub objects: Option<u32>,
 }
 
+impl Rdma {
+    /// The rdma.max line (same file and format on v1 and v2); unset is "max".
+    pub fn line(&self) -> String {
+        let n = |v: Option<u32>| v.map_or_else(|| "max".to_string(), |v| v.to_string());
+        format!(
+            "{} hca_handle={} hca_object={}",
+            self.device,
+            n(self.handles),
+            n(self.objects)
+        )
+    }
+}
+
 /// Access bits as the kernel's bpf_cgroup_dev_ctx encodes them.
 pub const ACC_MKNOD: u8 = 1;
 pub const ACC_READ: u8 = 2;

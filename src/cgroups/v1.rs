@@ -96,7 +96,7 @@ impl V1 {
         }
         for x in &r.rdma {
             let d = self.need("rdma", "rdma")?;
-            set(d, "rdma.max", &rdma_line(x), "rdma")?;
+            set(d, "rdma.max", &x.line(), "rdma")?;
         }
         if !r.unified.is_empty() {
             let keys: Vec<&str> = r.unified.iter().map(|(k, _)| k.as_str()).collect();
@@ -386,16 +386,6 @@ fn write_pair(
     }
     w(&second)?;
     w(&first)
-}
-
-fn rdma_line(x: &super::config::Rdma) -> String {
-    let n = |v: Option<u32>| v.map_or_else(|| "max".to_string(), |v| v.to_string());
-    format!(
-        "{} hca_handle={} hca_object={}",
-        x.device,
-        n(x.handles),
-        n(x.objects)
-    )
 }
 
 /// A new v1 cpuset cgroup starts with empty cpus and mems, and no task can join

@@ -111,14 +111,7 @@ impl V2 {
             bail!("linux.resources.network: net_cls and net_prio do not exist on cgroup v2 (use an eBPF or tc based network policy)");
         }
         for x in &r.rdma {
-            let n = |v: Option<u32>| v.map_or_else(|| "max".to_string(), |v| v.to_string());
-            let line = format!(
-                "{} hca_handle={} hca_object={}",
-                x.device,
-                n(x.handles),
-                n(x.objects)
-            );
-            set(d, "rdma.max", &line, "rdma")?;
+            set(d, "rdma.max", &x.line(), "rdma")?;
         }
         for (k, v) in &r.unified {
             files::write(d, k, v).map_err(|e| {
