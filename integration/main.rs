@@ -4,6 +4,7 @@
 //! returns early after saying so. See integration/README.md.
 
 mod cgroups;
+mod differential;
 mod engines;
 mod lifecycle;
 mod process;

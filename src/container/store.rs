@@ -57,9 +57,10 @@ impl Store {
 
     /// Make `<root>/<id>` for a new container; refuses an existing ID.
     pub fn create_dir(&self, id: &str) -> Result<PathBuf> {
+        // 0700 like runc's root: the frozen config.json is in there.
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o711)
+            .mode(0o700)
             .create(&self.root)
             .ctx(|| format!("create state root {}", self.root.display()))?;
         let dir = self.dir(id);
