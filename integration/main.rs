@@ -6,6 +6,7 @@
 mod cgroups;
 mod differential;
 mod engines;
+mod exec_tty;
 mod lifecycle;
 mod process;
 mod rootfs;

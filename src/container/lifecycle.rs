@@ -196,7 +196,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         pass_fds.push(c.as_raw_fd());
     }
     let cfg = InitConfig {
-        spec: spec.clone(),
+        spec: crate::process::listen_fds::with_env(spec.clone()),
         id: id.to_string(),
         bundle: bundle.clone(),
         rootfs,
