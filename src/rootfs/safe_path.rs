@@ -157,12 +157,18 @@ mod tests {
     fn symlinks_stay_inside_root() {
         let d = std::env::temp_dir().join(format!("skiff-safepath-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(d.join("root")).unwrap();
+        std::fs::create_dir_all(d.join("root/etc")).unwrap();
         // An absolute symlink to /etc must resolve to <root>/etc, not the host's.
         std::os::unix::fs::symlink("/etc", d.join("root/evil")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../tmp", d.join("root/up")).unwrap();
         let r = Root::open(&d.join("root")).unwrap();
-        r.mkdir_all(Path::new("/evil/x"), 0o755).unwrap();
-        assert!(d.join("root/etc/x").is_dir());
+        r.mkdir_all(Path::new("/evil/skiff-x"), 0o755).unwrap();
+        assert!(d.join("root/etc/skiff-x").is_dir());
+        assert!(!Path::new("/etc/skiff-x").exists());
+        // A dangling symlink is an error, never a directory made elsewhere.
+        let name = format!("skiff-safepath-escape-{}", std::process::id());
+        assert!(r.mkdir_all(&Path::new("/up").join(&name), 0o755).is_err() || d.join("root/tmp").join(&name).is_dir());
+        assert!(!Path::new("/tmp").join(&name).exists());
         let f = r.mkfile_all(Path::new("/a/b/file")).unwrap();
         drop(f);
         assert!(d.join("root/a/b/file").is_file());
