@@ -280,10 +280,18 @@ fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Re
     run_runtime_hooks(ch, cfg)?;
     drop(root);
     if cfg.no_pivot {
-        pivot::move_root(&cfg.rootfs)
+        pivot::move_root(&cfg.rootfs)?;
     } else {
-        pivot::pivot(&cfg.rootfs)
+        pivot::pivot(&cfg.rootfs)?;
     }
+    // rootfsPropagation for the container's own "/" can only be set now: before
+    // pivot_root that mount was still part of the host's tree. Private is
+    // already what the bind of the rootfs inherited.
+    if !prop.contains(MsFlags::MS_PRIVATE) {
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .ctx(|| format!("set rootfsPropagation {prop:?} on /"))?;
+    }
+    Ok(())
 }
 
 /// prestart and createRuntime (run by the parent, in the runtime's namespaces),
@@ -350,11 +358,15 @@ pub fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
 /// Open the exec fifo for writing (blocks until `start` opens it for reading)
 /// and write the one byte that tells `start` we are about to exec.
 pub fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
-    let p = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&p)
-        .ctx(|| "open exec fifo")?;
+    let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let mode = nix::sys::stat::Mode::empty();
+    let name = fifo.as_raw_fd().to_string();
+    let fd = match OWN_FD_DIR.get() {
+        Some(dir) => nix::fcntl::openat(dir, name.as_str(), flags, mode),
+        None => nix::fcntl::open(format!("/proc/self/fd/{name}").as_str(), flags, mode),
+    }
+    .ctx(|| "open exec fifo")?;
+    let f = std::fs::File::from(fd);
     use std::io::Write;
     (&f).write_all(&[0]).ctx(|| "write exec fifo")?;
     Ok(())
