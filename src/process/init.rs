@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 
 pub const SYNC_FD_ENV: &str = "_SKIFF_SYNC_FD";
 
+/// /proc/self/fd of init, kept when the container has no procfs of its own.
+static OWN_FD_DIR: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
 #[derive(Serialize, Deserialize, Debug)]
 pub struct InitConfig {
     pub spec: Spec,
@@ -162,6 +165,15 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
             // Without a private mount namespace every mount would land on the
             // host: only change root (the parent warns that mounts are skipped).
             run_runtime_hooks(ch, cfg)?;
+            // No procfs of our own inside: keep a handle on our fd directory to
+            // reopen the exec fifo through after chroot.
+            let fds = nix::fcntl::open(
+                "/proc/self/fd",
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx(|| "open /proc/self/fd")?;
+            let _ = OWN_FD_DIR.set(fds);
             nix::unistd::chroot(&cfg.rootfs).ctx(|| format!("chroot {}", cfg.rootfs.display()))?;
             nix::unistd::chdir("/").ctx(|| "chdir /")?;
         }
