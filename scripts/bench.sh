@@ -133,3 +133,73 @@ for other in ("runc", "crun"):
     if "skiff" in rss and other in rss:
         print(f"  skiff/{other}: {rss['skiff'] / rss[other]:.2f}x")
 EOF
+
+# ===========================================================================
+# exec latency and `docker run --rm` (engines section). Appended to the
+# lifecycle benchmark above; reuses $work, $wrap, $bundle, names and bin.
+# DOCKER=0 skips the Docker part (it starts a private dockerd).
+trap 'scripts/engines/dockerd.sh stop "$work/docker" >/dev/null 2>&1 || true; cleanup' EXIT
+
+# One long-running container per runtime to exec into.
+scripts/mkbundle.sh "$work/sleeper" sleep 100000 >/dev/null
+args=()
+for n in "${names[@]}"; do
+    r="${bin[$n]} --root $work/root-$n"
+    eval "$wrap $r run -d --bundle $work/sleeper exec-$n" </dev/null >/dev/null
+    args+=(-n "$n" "$wrap $r exec exec-$n true")
+done
+echo
+echo "== exec of /bin/true in a running container, $RUNS runs"
+hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" \
+    --export-json "$work/exec.json" "${args[@]}"
+for n in "${names[@]}"; do
+    eval "$wrap ${bin[$n]} --root $work/root-$n delete --force exec-$n" >/dev/null 2>&1 || true
+done
+
+docker_bench() {
+    command -v dockerd >/dev/null || { echo "bench: skipping docker (dockerd not installed)" >&2; return 0; }
+    local ddir=$work/docker extra=() docker
+    mkdir -p "$ddir"
+    # Every runtime through the same wrapper script (crun needs it on this
+    # hybrid host; the others get it so the comparison stays fair).
+    for n in "${names[@]}"; do
+        printf '#!/bin/sh\nexec %s "$@"\n' "$wrap ${bin[$n]}" >"$ddir/rt-$n"
+        chmod +x "$ddir/rt-$n"
+        extra+=("--add-runtime bench-$n=$ddir/rt-$n")
+    done
+    EXTRA_RUNTIMES="${extra[*]}" scripts/engines/dockerd.sh start "$ddir" "$(realpath "$SKIFF")" || return 1
+    docker="/usr/bin/docker -H unix://$ddir/docker.sock"
+    scripts/engines/busybox-image.sh "$ddir/image" skiff-busybox:latest
+    $docker import "$ddir/image/rootfs.tar" skiff-busybox >/dev/null
+    local dargs=()
+    for n in "${names[@]}"; do
+        dargs+=(-n "$n" "$docker run --rm --network none --runtime bench-$n skiff-busybox true")
+    done
+    echo
+    echo "== docker run --rm busybox true, $RUNS runs"
+    hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" \
+        --export-json "$work/docker.json" "${dargs[@]}" || true
+    scripts/engines/dockerd.sh stop "$ddir"
+}
+if [ "${DOCKER:-1}" != 0 ]; then
+    docker_bench || echo "bench: docker part failed" >&2
+fi
+
+python3 - "$work" "${names[@]}" <<'EOF'
+import json, os, sys
+
+work, names = sys.argv[1], sys.argv[2:]
+for title, path in (("exec", "exec.json"), ("docker run --rm", "docker.json")):
+    p = os.path.join(work, path)
+    if not os.path.exists(p):
+        continue
+    with open(p) as f:
+        res = {r["command"]: r for r in json.load(f)["results"]}
+    print(f"\n{title}:")
+    for n in names:
+        r = res[n]
+        print(f"  {n:6} mean {r['mean']*1e3:7.1f} ms ± {r['stddev']*1e3:5.1f}   median {r['median']*1e3:7.1f} ms")
+    for other in ("runc", "crun"):
+        if "skiff" in res and other in res:
+            print(f"  skiff/{other}: {res['skiff']['mean'] / res[other]['mean']:.2f}x")
+EOF

@@ -18,7 +18,7 @@ start)
         -H "unix://$dir/docker.sock" --pidfile "$dir/docker.pid" \
         --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
         --userland-proxy=false --storage-driver=overlay2 \
-        --add-runtime "skiff=$skiff" >"$dir/dockerd.log" 2>&1 &
+        --add-runtime "skiff=$skiff" ${EXTRA_RUNTIMES:-} >"$dir/dockerd.log" 2>&1 &
     echo $! >"$dir/dockerd.wrapper.pid"
     i=0
     until /usr/bin/docker -H "unix://$dir/docker.sock" version >/dev/null 2>&1; do

@@ -7,7 +7,7 @@ use super::state::Status;
 use super::store;
 use super::{proc_start_time, Container, Globals};
 use crate::bail;
-use crate::cgroups::{self, Manager};
+use crate::cgroups;
 use crate::error::{Context, Result};
 use crate::namespaces;
 use crate::process::init::InitConfig;
@@ -226,28 +226,44 @@ fn join_paths(spec: &Spec, pid: i32) -> Result<Vec<LinuxNamespace>> {
     Ok(out)
 }
 
-/// runc's `--cgroup path` (every controller) or `controller[,controller]:path`.
-fn sub_cgroup(base: &str, list: &[String], systemd: bool) -> Result<Option<Box<dyn Manager>>> {
-    let mut sub = None;
+/// runc's `--cgroup path` (every controller) or `controller[,controller]:path`:
+/// a sub-cgroup of the container's to run in. The persisted cgroup path is a
+/// JSON object of controller ("" for the unified hierarchy) to directory.
+fn sub_cgroup_path(base: &str, list: &[String]) -> Result<Option<String>> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let mut dirs: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(base).ctx(|| format!("container cgroup path {base:?}"))?;
     for item in list {
-        match item.split_once(':') {
-            None => sub = Some(item.as_str()),
-            Some((ctrl, _)) => bail!(
-                "--cgroup {item:?}: a per-controller sub-cgroup ({ctrl}) is not supported; use --cgroup <path>"
-            ),
+        let (ctrls, sub) = match item.split_once(':') {
+            Some((c, p)) => (Some(c), p),
+            None => (None, item.as_str()),
+        };
+        let rel = crate::rootfs::safe_path::relative(Path::new(sub));
+        if rel.as_os_str().is_empty() {
+            bail!("--cgroup {item:?}: empty sub-cgroup path");
+        }
+        let mut matched = false;
+        for (key, dir) in dirs.iter_mut() {
+            let wanted = match ctrls {
+                None => true,
+                // "cpu,cpuacct" is one hierarchy; any of its names selects it.
+                Some(c) => c.split(',').any(|x| {
+                    key.split(',')
+                        .any(|k| k == x || (x.is_empty() && k.is_empty()))
+                }),
+            };
+            if let (true, Some(d)) = (wanted, dir.as_str()) {
+                *dir = serde_json::Value::from(format!("{}/{}", d, rel.display()));
+                matched = true;
+            }
+        }
+        if !matched {
+            bail!("--cgroup {item:?}: the container has no such controller");
         }
     }
-    let Some(sub) = sub else {
-        return Ok(None);
-    };
-    let rel = crate::rootfs::safe_path::relative(Path::new(sub));
-    if rel.as_os_str().is_empty() {
-        return Ok(None);
-    }
-    let path = format!("{}/{}", base.trim_end_matches('/'), rel.display());
-    Ok(Some(
-        cgroups::load(&path, systemd).ctx(|| format!("--cgroup {sub}"))?,
-    ))
+    Ok(Some(serde_json::Value::Object(dirs).to_string()))
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
@@ -297,9 +313,9 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
     }
     spec.set_process(Some(process));
     let base_cg = c.cgroup();
-    let sub_cg = match &base_cg {
-        Some(_) => sub_cgroup(&c.state.cgroup_path, &o.cgroup, c.state.systemd_cgroup)?,
-        None => None,
+    let sub_cg = match (&base_cg, sub_cgroup_path(&c.state.cgroup_path, &o.cgroup)?) {
+        (Some(_), Some(p)) => Some(cgroups::load(&p, c.state.systemd_cgroup)?),
+        _ => None,
     };
     let cg = sub_cg.or(base_cg);
     let console = match &o.console_socket {
@@ -422,6 +438,23 @@ mod tests {
         assert!(o(|o| o.cwd = Some("rel".into())).is_err());
         assert!(o(|o| o.caps = vec!["CAP_NOPE".into()]).is_err());
         assert!(o(|o| o.args.clear()).is_err());
+    }
+
+    #[test]
+    fn sub_cgroups_extend_the_chosen_controllers() {
+        let base = r#"{"":"/u/c","cpu,cpuacct":"/cpu/c","memory":"/m/c"}"#;
+        let all = sub_cgroup_path(base, &["x/y".into()]).unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&all).unwrap();
+        assert_eq!(v["memory"], "/m/c/x/y");
+        assert_eq!(v[""], "/u/c/x/y");
+        let one = sub_cgroup_path(base, &["cpuacct:s".into()])
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&one).unwrap();
+        assert_eq!(v["cpu,cpuacct"], "/cpu/c/s");
+        assert_eq!(v["memory"], "/m/c");
+        assert!(sub_cgroup_path(base, &["rdma:s".into()]).is_err());
+        assert!(sub_cgroup_path(base, &[]).unwrap().is_none());
     }
 
     #[test]
