@@ -76,7 +76,12 @@ fn exit_by_signal_is_128_plus_signal() {
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    rt.wait_for_status(&id, "running", std::time::Duration::from_secs(10));
+    // `run` is still creating: wait until the container exists and runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !text(&rt.run(&["state", &id]).stdout).contains("\"running\"") {
+        assert!(std::time::Instant::now() < deadline, "{id} never ran");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(rt.kill(&id, "KILL").status.success());
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(128 + 9));

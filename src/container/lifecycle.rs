@@ -190,7 +190,8 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         systemd_cgroup: g.systemd_cgroup,
         creating: true,
     };
-    st.write_json(id, store::STATE_FILE, &state)?;
+    // state.json is first written once init's PID is known (on_pid): until then
+    // `state` says the container does not exist and `delete --force` removes it.
     let mut pass_fds = vec![fifo.as_raw_fd()];
     if let Some(c) = &console {
         pass_fds.push(c.as_raw_fd());
