@@ -108,12 +108,10 @@ pub fn map_text(maps: &[LinuxIdMapping]) -> String {
 /// Written by the parent once init has unshared its user namespace.
 pub fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<()> {
     if !uids.is_empty() {
-        let p = format!("/proc/{pid}/uid_map");
-        std::fs::write(&p, map_text(uids)).ctx(|| format!("write {p}"))?;
+        crate::sys::procfs::write_pid(pid, "uid_map", map_text(uids).as_bytes())?;
     }
     if !gids.is_empty() {
-        let p = format!("/proc/{pid}/gid_map");
-        std::fs::write(&p, map_text(gids)).ctx(|| format!("write {p}"))?;
+        crate::sys::procfs::write_pid(pid, "gid_map", map_text(gids).as_bytes())?;
     }
     Ok(())
 }

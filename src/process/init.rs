@@ -138,7 +138,7 @@ fn write_time_offsets(linux: &oci_spec::runtime::Linux) -> Result<()> {
             off.nanosecs().unwrap_or(0)
         ));
     }
-    std::fs::write("/proc/self/timens_offsets", s).ctx(|| "write /proc/self/timens_offsets")
+    sys::procfs::write_self("timens_offsets", s.as_bytes()).ctx(|| "set time namespace offsets")
 }
 
 fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Never> {
@@ -181,13 +181,13 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
             nix::unistd::sethostname(h).ctx(|| format!("sethostname {h:?}"))?;
         }
         if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
-            std::fs::write("/proc/sys/kernel/domainname", d)
+            sys::procfs::write("sys/kernel/domainname", d.as_bytes())
                 .ctx(|| format!("set domainname {d:?}"))?;
         }
         if let Some(sysctl) = linux.sysctl() {
             for (k, v) in sysctl {
-                let p = format!("/proc/sys/{}", k.replace('.', "/"));
-                std::fs::write(&p, v).ctx(|| format!("sysctl {k}={v}: write {p}"))?;
+                let p = format!("sys/{}", k.replace('.', "/"));
+                sys::procfs::write(&p, v.as_bytes()).ctx(|| format!("sysctl {k}={v}"))?;
             }
         }
         if !cfg.no_new_keyring {

@@ -53,6 +53,11 @@ fn kill_and_reap(pid: i32) {
 /// Start init and drive it to Ready. Returns the container process's host PID.
 /// On failure every process started here is killed and reaped.
 pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
+    crate::security::preflight(&l.cfg.spec)?;
+    let initial_cpus = match (l.cfg.exec, l.cfg.spec.process()) {
+        (true, Some(p)) => crate::security::task::initial_affinity(p)?,
+        _ => None,
+    };
     let min_fd = 3 + l.cfg.preserve_fds as RawFd + 8;
     let (ours, theirs) = Channel::pair()?;
     let theirs_fd = dup_above(theirs.raw(), min_fd)?;
@@ -76,7 +81,8 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
     }
     let mut inherit: Vec<RawFd> = keep.iter().map(|k| k.as_raw_fd()).collect();
     inherit.push(theirs_fd.as_raw_fd());
-    let mut cmd = Command::new(crate::sys::self_exe());
+    let exe = crate::sys::self_exe()?;
+    let mut cmd = Command::new(exe);
     cmd.arg0("skiff").arg("init");
     cmd.env(SYNC_FD_ENV, theirs_fd.as_raw_fd().to_string());
     // SAFETY of the closure: it only calls fcntl (async-signal-safe) between fork and exec.
@@ -85,12 +91,16 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
             for fd in &inherit {
                 crate::sys::clear_cloexec(*fd)?;
             }
+            // execCPUAffinity.initial: where init runs until it joins the cgroup.
+            if let Some(cpus) = &initial_cpus {
+                nix::sched::sched_setaffinity(Pid::from_raw(0), cpus)?;
+            }
             Ok(())
         });
     }
     let child = cmd
         .spawn()
-        .ctx(|| format!("start init ({})", crate::sys::self_exe()))?;
+        .ctx(|| format!("start init ({exe})"))?;
     let stage1 = child.id() as i32;
     drop(theirs_fd);
     drop(keep);

@@ -7,7 +7,7 @@ use super::sync::{Channel, FromInit};
 use crate::bail;
 use crate::error::{Context, Result};
 use crate::hooks;
-use crate::security::{capabilities, lsm, seccomp};
+use crate::security::{capabilities, lsm, seccomp, task};
 use crate::sys;
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{PosixRlimitType, Process};
@@ -93,8 +93,8 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
         })?;
     }
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .ctx(|| format!("write /proc/self/oom_score_adj {adj}"))?;
+        sys::procfs::write_self("oom_score_adj", adj.to_string().as_bytes())
+            .ctx(|| format!("set oom_score_adj {adj}"))?;
     }
     let mut env = env_of(process);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
@@ -108,6 +108,19 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
         Ok(p) if p.is_absolute() => {}
         _ => bail!("cwd {} is outside the container root", cwd.display()),
     }
+    // Settings that need privileges the capability drop below may take away.
+    if let Some(s) = process.scheduler() {
+        task::set_scheduler(s)?;
+    }
+    if let Some(io) = process.io_priority() {
+        task::set_io_priority(io)?;
+    }
+    if cfg.exec {
+        task::set_final_affinity(process)?;
+    }
+    if let Some(p) = linux.personality() {
+        task::set_personality(p)?;
+    }
     if let Some(p) = process
         .apparmor_profile()
         .as_deref()
@@ -119,19 +132,21 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
         lsm::apply_selinux_exec_label(l)?;
     }
     let nnp = process.no_new_privileges().unwrap_or(false);
-    let caps = process.capabilities().clone();
+    // Compiled now, so a bad profile fails `create` with a message; loaded as
+    // late as possible below. Kept alive until execve: freeing it after the
+    // load would make syscalls under the filter.
+    let filter = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
+    let mut loaded = false;
+    let caps = process.capabilities().as_ref().map(capabilities::plan_here);
     if let Some(c) = &caps {
         capabilities::drop_bounding(c)?;
         capabilities::keep_caps_across_setuid()?;
     }
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the
     // capability step may drop: load it first then (runc's order).
-    let mut seccomp_loaded = false;
-    if !nnp {
-        if let Some(s) = linux.seccomp() {
-            send_notify_fd(ch, seccomp::load(s)?)?;
-            seccomp_loaded = true;
-        }
+    if let Some(f) = filter.as_ref().filter(|_| !nnp) {
+        send_notify_fd(ch, f.load()?)?;
+        loaded = true;
     }
     set_user(process)?;
     if let Some(umask) = process.user().umask() {
@@ -142,16 +157,8 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     if let Some(c) = &caps {
         capabilities::apply(c)?;
     }
-    let notify = linux.seccomp().as_ref().is_some_and(seccomp::uses_notify);
     if nnp {
         set_no_new_privs()?;
-        // A notify filter's fd must reach the parent before `create` returns.
-        if notify && !seccomp_loaded {
-            if let Some(s) = linux.seccomp() {
-                send_notify_fd(ch, seccomp::load(s)?)?;
-                seccomp_loaded = true;
-            }
-        }
     }
     let args = process.args().clone().unwrap_or_default();
     let exe = find_executable(&args[0], &env)?;
@@ -159,15 +166,13 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     let envp = cstrings(&env, "environment variable")?;
     let exe_c = cstrings(&[exe.display().to_string()], "executable")?;
     sys::cloexec_from(3 + cfg.preserve_fds)?;
-    if cfg.exec {
-        if nnp && !seccomp_loaded {
-            if let Some(s) = linux.seccomp() {
-                send_notify_fd(ch, seccomp::load(s)?)?;
-            }
-        }
-        ch.send(&FromInit::Ready)?;
-    } else {
-        ch.send(&FromInit::Ready)?;
+    // A notify filter's fd must reach the listener before `create` returns.
+    if let Some(f) = filter.as_ref().filter(|f| !loaded && f.uses_notify()) {
+        send_notify_fd(ch, f.load()?)?;
+        loaded = true;
+    }
+    ch.send(&FromInit::Ready)?;
+    if !cfg.exec {
         let fifo = sys::owned_fd(cfg.fifo_fd.unwrap_or(-1));
         wait_for_start(&fifo)?;
         drop(fifo);
@@ -178,13 +183,11 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
             st["status"] = serde_json::json!("created");
             hooks::run_all(&sc, hooks::Kind::StartContainer, &st.to_string())?;
         }
-        if nnp && !seccomp_loaded {
-            if let Some(s) = linux.seccomp() {
-                // As late as possible: only execve follows. No notify fd here
-                // (notify profiles were loaded before Ready).
-                let _ = seccomp::load(s)?;
-            }
-        }
+    }
+    // As late as possible: only execve follows, so the profile need not allow
+    // anything init does (the exec fifo, startContainer hooks).
+    if let Some(f) = filter.as_ref().filter(|_| !loaded) {
+        f.load()?;
     }
     let e = nix::unistd::execve(&exe_c[0], &argv, &envp).unwrap_err();
     bail!("exec {}: {e}", Path::new(&exe).display())

@@ -8,6 +8,10 @@ pub mod tty;
 use crate::error::{Context, Result};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
+pub mod exe;
+pub mod procfs;
+pub mod task;
+
 /// fork(2) with CLONE_PARENT: the child becomes our sibling, a child of the
 /// `create`/`run` process, so that process can wait for the container's init
 /// without a subreaper. Returns 0 in the child, the child's PID in the parent.
@@ -130,9 +134,10 @@ pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
-/// The binary `create` re-executes as `skiff init`.
-pub fn self_exe() -> &'static str {
-    "/proc/self/exe"
+/// The binary `create` re-executes as `skiff init`: a sealed view or copy of
+/// ourselves, never the file on the host (CVE-2019-5736, see exe.rs).
+pub fn self_exe() -> Result<&'static str> {
+    exe::sealed_self_exe()
 }
 
 /// kill(2) with a raw signal number (real-time signals have no nix enum variant).

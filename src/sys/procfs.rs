@@ -1,0 +1,236 @@
+//! Checked writes to procfs (CVE-2025-52881, CVE-2019-16884, CVE-2019-19921).
+//!
+//! Writes to /proc change kernel state: sysctls, oom_score_adj, LSM exec
+//! labels, time namespace offsets, uid/gid maps. Inside a container the
+//! `/proc` we would write through is built from a config and an image we do
+//! not trust: a bind mount over /proc/sys/kernel/shmmax (or a race with a
+//! shared mount) can send "our" write to /proc/sys/kernel/core_pattern or to
+//! a plain file. So every write here goes through a procfs instance of our
+//! own, where no mount of anybody else can sit:
+//!
+//! 1. fsopen("proc") + fsmount: a fresh, detached procfs for our pid
+//!    namespace (needs CAP_SYS_ADMIN, which init and the parent have);
+//! 2. else open_tree(OPEN_TREE_CLONE) of /proc: a detached copy of that one
+//!    mount, without whatever is mounted below it;
+//! 3. else /proc itself, after checking it is a procfs root.
+//!
+//! Paths below the root are opened with openat2 RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV, so nothing
+//! can redirect them, and the opened fd must be a regular file on a
+//! filesystem with PROC_SUPER_MAGIC before a byte is written.
+
+use crate::bail;
+use crate::error::{Context, Result};
+use nix::fcntl::{openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::fstat;
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+use std::ffi::CStr;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
+
+const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
+const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
+const OPEN_TREE_CLONE: libc::c_uint = 0x1;
+/// The inode number of every procfs root.
+const PROC_ROOT_INO: u64 = 1;
+
+/// Our procfs root, tagged with the pid that opened it: after a fork (init's
+/// stage 2 is one, in a new pid namespace) the child opens its own.
+static ROOT: Mutex<Option<(u32, OwnedFd)>> = Mutex::new(None);
+
+fn syscall_fd(r: libc::c_long) -> std::io::Result<OwnedFd> {
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the syscall just returned this fresh descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// A new procfs instance, mounted nowhere.
+fn fresh_procfs() -> std::io::Result<OwnedFd> {
+    let name: &CStr = c"proc";
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    let fs = syscall_fd(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux argument.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    // SAFETY: fsmount takes the fs context fd and integer flags.
+    syscall_fd(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
+}
+
+/// A detached clone of the mount at /proc (without its submounts).
+fn cloned_proc() -> std::io::Result<OwnedFd> {
+    let path: &CStr = c"/proc";
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    syscall_fd(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
+}
+
+fn plain_proc() -> std::io::Result<OwnedFd> {
+    nix::fcntl::open(
+        "/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// The fd must be the root directory of a procfs.
+fn check_root(fd: &OwnedFd) -> Result<()> {
+    let sfs = fstatfs(fd).ctx(|| "statfs procfs root")?;
+    let st = fstat(fd).ctx(|| "stat procfs root")?;
+    if sfs.filesystem_type() != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO {
+        bail!("/proc is not the root of a procfs: refusing to write kernel settings through it");
+    }
+    Ok(())
+}
+
+fn open_root() -> Result<OwnedFd> {
+    let fd = fresh_procfs()
+        .or_else(|_| cloned_proc())
+        .or_else(|_| plain_proc())
+        .ctx(|| "open a procfs instance")?;
+    check_root(&fd)?;
+    Ok(fd)
+}
+
+/// Run `f` with our procfs root, opening it on first use in this process.
+fn with_root<T>(f: impl FnOnce(BorrowedFd) -> Result<T>) -> Result<T> {
+    let mut guard = ROOT.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = std::process::id();
+    if guard.as_ref().is_none_or(|(p, _)| *p != pid) {
+        *guard = Some((pid, open_root()?));
+    }
+    match guard.as_ref() {
+        Some((_, fd)) => f(fd.as_fd()),
+        None => bail!("procfs root missing"),
+    }
+}
+
+fn resolve_flags() -> ResolveFlag {
+    ResolveFlag::RESOLVE_BENEATH
+        | ResolveFlag::RESOLVE_NO_SYMLINKS
+        | ResolveFlag::RESOLVE_NO_MAGICLINKS
+        | ResolveFlag::RESOLVE_NO_XDEV
+}
+
+/// Open `rel` (relative to the procfs root) for writing, refusing anything that
+/// is not a regular procfs file.
+fn open_for_write(root: BorrowedFd, rel: &str) -> Result<std::fs::File> {
+    if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {
+        bail!("invalid procfs path {rel:?}");
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(resolve_flags());
+    let fd = openat2(root, rel, how).ctx(|| format!("open /proc/{rel}"))?;
+    let sfs = fstatfs(&fd).ctx(|| format!("statfs /proc/{rel}"))?;
+    if sfs.filesystem_type() != PROC_SUPER_MAGIC {
+        bail!("/proc/{rel} is not on procfs: refusing to write to it");
+    }
+    let st = fstat(&fd).ctx(|| format!("stat /proc/{rel}"))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        bail!("/proc/{rel} is not a regular procfs file: refusing to write to it");
+    }
+    Ok(std::fs::File::from(fd))
+}
+
+/// `"self"` or `"thread-self"` as seen by our procfs: `<pid>` or `<pid>/task/<tid>`.
+fn link(root: BorrowedFd, name: &str) -> Result<String> {
+    let t = readlinkat(root, name).ctx(|| format!("readlink /proc/{name}"))?;
+    let t = t.to_string_lossy().into_owned();
+    if t.is_empty() || t.starts_with('/') || t.contains("..") {
+        bail!("unexpected /proc/{name} -> {t:?}");
+    }
+    Ok(t)
+}
+
+/// Write `data` to `/proc/<rel>` with one write(2) (procfs files take a whole
+/// value per write).
+fn write_at(root: BorrowedFd, rel: &str, data: &[u8]) -> Result<()> {
+    let mut f = open_for_write(root, rel)?;
+    f.write_all(data).ctx(|| format!("write /proc/{rel}"))
+}
+
+/// Write `/proc/<rel>`, e.g. `sys/kernel/domainname`.
+pub fn write(rel: &str, data: &[u8]) -> Result<()> {
+    with_root(|root| write_at(root, rel, data))
+}
+
+/// Write `/proc/self/<rel>`, e.g. `oom_score_adj`.
+pub fn write_self(rel: &str, data: &[u8]) -> Result<()> {
+    with_root(|root| {
+        let base = link(root, "self")?;
+        write_at(root, &format!("{base}/{rel}"), data)
+    })
+}
+
+/// Write `/proc/thread-self/<rel>`, e.g. `attr/apparmor/exec` (LSM attributes
+/// are per thread).
+pub fn write_thread_self(rel: &str, data: &[u8]) -> Result<()> {
+    with_root(|root| {
+        let base = link(root, "thread-self")?;
+        write_at(root, &format!("{base}/{rel}"), data)
+    })
+}
+
+/// Write `/proc/<pid>/<rel>`, e.g. a child's `uid_map`.
+pub fn write_pid(pid: i32, rel: &str, data: &[u8]) -> Result<()> {
+    if pid <= 0 {
+        bail!("invalid pid {pid} for /proc/<pid>/{rel}");
+    }
+    with_root(|root| write_at(root, &format!("{pid}/{rel}"), data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    #[test]
+    fn writes_reach_procfs() {
+        if !is_root() {
+            return;
+        }
+        let cur = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
+        write_self("oom_score_adj", cur.trim().as_bytes()).unwrap();
+        write(
+            "sys/kernel/shmmni",
+            std::fs::read("/proc/sys/kernel/shmmni").unwrap().as_slice(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        if !is_root() {
+            return;
+        }
+        // "self" is a symlink: RESOLVE_NO_SYMLINKS refuses to follow it.
+        assert!(write("self/oom_score_adj", b"0").is_err());
+        assert!(write("../etc/passwd", b"x").is_err());
+        assert!(write("/etc/passwd", b"x").is_err());
+        // A directory is not a writable procfs file.
+        assert!(write("sys/kernel", b"x").is_err());
+    }
+}
