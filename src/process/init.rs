@@ -169,7 +169,9 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
             // reopen the exec fifo through after chroot.
             let fds = nix::fcntl::open(
                 "/proc/self/fd",
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
                 nix::sys::stat::Mode::empty(),
             )
             .ctx(|| "open /proc/self/fd")?;
@@ -239,15 +241,19 @@ fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Re
     // (or what rootfsPropagation asks), and the mount holding the rootfs private.
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .ctx(|| format!("set propagation {prop:?} on /"))?;
-    let parent = mount_point_of(cfg.rootfs.parent().unwrap_or(Path::new("/")))?;
-    mount(
-        None::<&str>,
-        &parent,
-        None::<&str>,
-        MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| format!("make {} private", parent.display()))?;
+    // pivot_root refuses a new root whose parent mount is shared; after an
+    // rslave or rprivate `/` nothing is, so mountinfo is only read when needed.
+    if prop.contains(MsFlags::MS_SHARED) {
+        let parent = mount_point_of(cfg.rootfs.parent().unwrap_or(Path::new("/")))?;
+        mount(
+            None::<&str>,
+            &parent,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .ctx(|| format!("make {} private", parent.display()))?;
+    }
     mount(
         Some(&cfg.rootfs),
         &cfg.rootfs,
@@ -331,14 +337,17 @@ fn run_runtime_hooks(ch: &Channel, cfg: &InitConfig) -> Result<()> {
 
 /// Look `name` up in the container's PATH (from the process env), as execvp would.
 pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
+    // The wording matters: Docker maps "permission denied" to exit status 126
+    // and "no such file or directory" / "not found in $PATH" to 127, as with runc.
     if name.contains('/') {
         let p = PathBuf::from(name);
-        return if is_executable(&p) {
-            Ok(p)
-        } else {
-            Err(Error::new(format!(
-                "exec: {name:?}: no such file or executable"
-            )))
+        return match std::fs::metadata(&p) {
+            Ok(m) if is_executable(&m) => Ok(p),
+            Ok(_) => Err(Error::new(format!("exec: {name:?}: permission denied"))),
+            Err(e) => Err(Error::new(format!(
+                "exec: {name:?}: stat {name}: {}",
+                io_text(&e)
+            ))),
         };
     }
     let path = env
@@ -347,7 +356,7 @@ pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     for dir in path.split(':') {
         let p = Path::new(if dir.is_empty() { "." } else { dir }).join(name);
-        if is_executable(&p) {
+        if std::fs::metadata(&p).is_ok_and(|m| is_executable(&m)) {
             return Ok(p);
         }
     }
@@ -356,9 +365,16 @@ pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
     )))
 }
 
-fn is_executable(p: &Path) -> bool {
+fn is_executable(m: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    m.is_file() && m.permissions().mode() & 0o111 != 0
+}
+
+/// An io::Error as Go prints it: "no such file or directory", without "(os error 2)".
+fn io_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s);
+    s.to_lowercase()
 }
 
 pub fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {

@@ -132,6 +132,9 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
         lsm::apply_selinux_exec_label(l)?;
     }
     let nnp = process.no_new_privileges().unwrap_or(false);
+    // Nothing of ours past the preserved fds may reach the process
+    // (CVE-2024-21626); done before any seccomp filter can refuse close_range.
+    sys::cloexec_from(3 + cfg.preserve_fds)?;
     // Compiled now, so a bad profile fails `create` with a message; loaded as
     // late as possible below. Kept alive until execve: freeing it after the
     // load would make syscalls under the filter.
@@ -165,7 +168,6 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     let argv = cstrings(&args, "argument")?;
     let envp = cstrings(&env, "environment variable")?;
     let exe_c = cstrings(&[exe.display().to_string()], "executable")?;
-    sys::cloexec_from(3 + cfg.preserve_fds)?;
     // A notify filter's fd must reach the listener before `create` returns.
     if let Some(f) = filter.as_ref().filter(|f| !loaded && f.uses_notify()) {
         send_notify_fd(ch, f.load()?)?;
