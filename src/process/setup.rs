@@ -132,13 +132,14 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
         lsm::apply_selinux_exec_label(l)?;
     }
     let nnp = process.no_new_privileges().unwrap_or(false);
-    // Nothing of ours past the preserved fds may reach the process
-    // (CVE-2024-21626); done before any seccomp filter can refuse close_range.
-    sys::cloexec_from(3 + cfg.preserve_fds)?;
     // Compiled now, so a bad profile fails `create` with a message; loaded as
     // late as possible below. Kept alive until execve: freeing it after the
     // load would make syscalls under the filter.
     let filter = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
+    // Nothing of ours past the preserved fds may reach the process
+    // (CVE-2024-21626): after libseccomp has opened what it needs to compile,
+    // before any filter is loaded that could refuse close_range.
+    sys::cloexec_from(3 + cfg.preserve_fds)?;
     let mut loaded = false;
     let caps = process.capabilities().as_ref().map(capabilities::plan_here);
     if let Some(c) = &caps {
