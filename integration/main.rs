@@ -11,5 +11,6 @@ mod hardening;
 mod lifecycle;
 mod process;
 mod rootfs;
+mod seccomp;
 mod security;
 mod support;

@@ -382,7 +382,7 @@ fn iterations() -> usize {
     std::env::var("SKIFF_FUZZ_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) { 1500 } else { 6000 })
+        .unwrap_or(if cfg!(debug_assertions) { 2000 } else { 20000 })
 }
 
 #[test]
