@@ -209,7 +209,12 @@ fn rootfs_propagation_is_applied_to_the_container_root() {
     if skip_unless_root() {
         return;
     }
-    for (mode, shared) in [("rshared", true), ("rprivate", false), ("", false)] {
+    for (mode, shared) in [
+        ("rshared", true),
+        ("rprivate", false),
+        ("", false),
+        ("runbindable", false),
+    ] {
         let mut b = Bundle::new();
         b.config_mut()["linux"]["rootfsPropagation"] = json!(mode);
         let (code, out, err) = sh(b, "awk '$5 == \"/\"' /proc/self/mountinfo");
@@ -217,5 +222,10 @@ fn rootfs_propagation_is_applied_to_the_container_root() {
         assert!(!out.is_empty());
         assert_eq!(out.contains("shared:"), shared, "{mode}: {out}");
         assert!(!out.contains("master:"), "{mode}: {out}");
+        assert_eq!(
+            out.contains("unbindable"),
+            mode == "runbindable",
+            "{mode}: {out}"
+        );
     }
 }

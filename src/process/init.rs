@@ -161,6 +161,15 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
             if ro {
                 masked::readonly_root()?;
             }
+            // rootfsPropagation for the container's own "/" can only be set
+            // after pivot_root (before, that mount was part of the host's tree),
+            // and last, as an unbindable root refuses the binds above. Private
+            // is already what the bind of the rootfs inherited.
+            let prop = rootfs_propagation(spec)?;
+            if !prop.contains(MsFlags::MS_PRIVATE) {
+                mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+                    .ctx(|| format!("set rootfsPropagation {prop:?} on /"))?;
+            }
         } else {
             // Without a private mount namespace every mount would land on the
             // host: only change root (the parent warns that mounts are skipped).
@@ -241,9 +250,10 @@ fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Re
     // (or what rootfsPropagation asks), and the mount holding the rootfs private.
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .ctx(|| format!("set propagation {prop:?} on /"))?;
-    // pivot_root refuses a new root whose parent mount is shared; after an
-    // rslave or rprivate `/` nothing is, so mountinfo is only read when needed.
-    if prop.contains(MsFlags::MS_SHARED) {
+    // pivot_root refuses a new root whose parent mount is shared, and an
+    // unbindable parent refuses the rootfs bind below; after an rslave or
+    // rprivate `/` neither is, so mountinfo is only read when needed.
+    if prop.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE) {
         let parent = mount_point_of(cfg.rootfs.parent().unwrap_or(Path::new("/")))?;
         mount(
             None::<&str>,
@@ -301,13 +311,6 @@ fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Re
         pivot::move_root(&cfg.rootfs)?;
     } else {
         pivot::pivot(&cfg.rootfs)?;
-    }
-    // rootfsPropagation for the container's own "/" can only be set now: before
-    // pivot_root that mount was still part of the host's tree. Private is
-    // already what the bind of the rootfs inherited.
-    if !prop.contains(MsFlags::MS_PRIVATE) {
-        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
-            .ctx(|| format!("set rootfsPropagation {prop:?} on /"))?;
     }
     Ok(())
 }
