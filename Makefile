@@ -4,7 +4,7 @@
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 CARGO ?= cargo
-SKIFF := ./target/release/skiff
+SKIFF := ./target/x86_64-unknown-linux-gnu/release/skiff
 
 .PHONY: all build deps demo test lint bench clean
 

@@ -271,14 +271,17 @@ fn exec_of_a_missing_command_fails_and_the_container_lives_on() {
     // The last error line of the json log is what containerd shows: it must
     // name the real cause.
     let text = fs::read_to_string(&log).expect("log file");
-    let last_error = text
+    let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("each log line is JSON"))
-        .inspect(|v| {
-            assert!(v["level"].is_string() && v["msg"].is_string() && v["time"].is_string())
-        })
-        .filter(|v| v["level"] == "error")
-        .last()
+        .collect();
+    for v in &lines {
+        assert!(v["level"].is_string() && v["msg"].is_string() && v["time"].is_string());
+    }
+    let last_error = lines
+        .iter()
+        .rev()
+        .find(|v| v["level"] == "error")
         .expect("an error line");
     let msg = last_error["msg"].as_str().unwrap_or_default();
     assert!(

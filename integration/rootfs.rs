@@ -24,8 +24,8 @@ fn sh(bundle: Bundle, script: &str) -> (i32, String, String) {
 fn mount_line<'a>(mountinfo: &'a str, mp: &str) -> Option<&'a str> {
     mountinfo
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(mp))
-        .last()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some(mp))
 }
 
 #[test]

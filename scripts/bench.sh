@@ -2,7 +2,7 @@
 # Compare skiff with runc and crun: wall time of the whole container lifecycle
 # and peak RSS of `create`. Run as root from the repository root.
 #
-#   SKIFF=path   skiff binary (default ./target/release/skiff)
+#   SKIFF=path   skiff binary (default ./target/x86_64-unknown-linux-gnu/release/skiff)
 #   RUNS=N       timed runs per command (default 30)
 #   WARMUP=N     untimed warm-up runs (default 3)
 #
@@ -10,7 +10,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-SKIFF=${SKIFF:-./target/release/skiff}
+SKIFF=${SKIFF:-./target/x86_64-unknown-linux-gnu/release/skiff}
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 

@@ -311,6 +311,10 @@ impl NonBlock for std::fs::OpenOptions {
 }
 
 fn kill_all_in(cg: &dyn Manager, sig: Signal) {
+    // An empty cgroup (the common case on delete) needs no freezer round trip.
+    if cg.pids().map_or(true, |p| p.is_empty()) {
+        return;
+    }
     // Freeze first so no process forks a child we would miss.
     let froze = cg.freeze(FreezerState::Frozen).is_ok();
     if let Ok(pids) = cg.pids() {

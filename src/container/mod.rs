@@ -7,7 +7,6 @@ pub mod resources;
 pub mod state;
 pub mod store;
 
-use crate::bail;
 use crate::cgroups::{self, FreezerState, Manager};
 use crate::error::{Context, Result};
 use state::{derive_status, Observed, State, Status};
@@ -79,19 +78,6 @@ impl Container {
 
     pub fn oci_state_json(&self) -> Result<String> {
         serde_json::to_string_pretty(&self.state.to_oci(self.status)).ctx(|| "encode state")
-    }
-
-    pub fn require(&self, allowed: &[Status], what: &str) -> Result<()> {
-        if allowed.contains(&self.status) {
-            return Ok(());
-        }
-        match self.status {
-            Status::Stopped => bail!(
-                "cannot {what} container {}: container not running (stopped)",
-                self.id()
-            ),
-            s => bail!("cannot {what} container {} in state {s}", self.id()),
-        }
     }
 }
 

@@ -4,10 +4,9 @@
 
 use crate::bail;
 use crate::error::{Context, Result};
-use nix::fcntl::{flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg};
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -33,7 +32,7 @@ pub struct Store {
 
 /// An exclusive lock on one container's directory, released on drop.
 pub struct Lock {
-    _fd: OwnedFd,
+    _lock: Flock<fs::File>,
 }
 
 impl Store {
@@ -43,16 +42,8 @@ impl Store {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     pub fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
-    }
-
-    pub fn exists(&self, id: &str) -> bool {
-        self.dir(id).join(STATE_FILE).exists() || self.dir(id).is_dir()
     }
 
     /// Make `<root>/<id>` for a new container; refuses an existing ID.
@@ -86,10 +77,9 @@ impl Store {
                     crate::error::Error::new(format!("open {}: {e}", dir.display()))
                 }
             })?;
-        let fd: OwnedFd = f.into();
-        flock(fd.as_raw_fd(), FlockArg::LockExclusive)
-            .ctx(|| format!("flock {}", dir.display()))?;
-        Ok(Lock { _fd: fd })
+        let lock = Flock::lock(f, FlockArg::LockExclusive)
+            .map_err(|(_, e)| crate::error::Error::new(format!("flock {}: {e}", dir.display())))?;
+        Ok(Lock { _lock: lock })
     }
 
     pub fn write_json<T: serde::Serialize>(&self, id: &str, name: &str, v: &T) -> Result<()> {

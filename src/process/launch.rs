@@ -98,9 +98,7 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .ctx(|| format!("start init ({exe})"))?;
+    let child = cmd.spawn().ctx(|| format!("start init ({exe})"))?;
     let stage1 = child.id() as i32;
     drop(theirs_fd);
     drop(keep);
@@ -139,7 +137,7 @@ fn drive(
             cg.set(r)?;
         }
     }
-    ch.send(&ToInit::Config(Box::new(clone_cfg(&l.cfg)?)))?;
+    ch.send(&ConfigMsg::Config(&l.cfg))?;
     loop {
         let msg = ch.recv_with_fd::<FromInit>()?;
         let Some((msg, fd)) = msg else {
@@ -186,11 +184,11 @@ fn exec_result(ch: &Channel, pid: i32) -> Result<i32> {
     }
 }
 
-/// InitConfig is moved into the message by value; a JSON round trip keeps the
-/// Launch intact for error handling without requiring Clone on every spec type.
-fn clone_cfg(c: &InitConfig) -> Result<InitConfig> {
-    let v = serde_json::to_vec(c).ctx(|| "encode init config")?;
-    serde_json::from_slice(&v).ctx(|| "decode init config")
+/// Serializes exactly as `ToInit::Config` (same externally tagged enum shape)
+/// from a borrow, so the config is encoded once and never copied.
+#[derive(serde::Serialize)]
+enum ConfigMsg<'a> {
+    Config(&'a InitConfig),
 }
 
 fn exit_reason(pid: i32, is_stage1: bool) -> String {

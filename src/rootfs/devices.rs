@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
-use nix::unistd::{fchownat, symlinkat, FchownatFlags, Gid, Uid};
+use nix::unistd::{fchownat, symlinkat, Gid, Uid};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -113,7 +113,7 @@ pub fn create(root: &Root, n: &Node, bind_only: bool) -> Result<()> {
         name.as_path(),
         Some(Uid::from_raw(n.uid)),
         Some(Gid::from_raw(n.gid)),
-        FchownatFlags::NoFollowSymlink,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .ctx(|| format!("chown {}", n.path.display()))?;
     Ok(())

@@ -56,10 +56,6 @@ impl Root {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn host_path(&self, p: &Path) -> PathBuf {
         self.path.join(relative(p))
     }
@@ -167,7 +163,10 @@ mod tests {
         assert!(!Path::new("/etc/skiff-x").exists());
         // A dangling symlink is an error, never a directory made elsewhere.
         let name = format!("skiff-safepath-escape-{}", std::process::id());
-        assert!(r.mkdir_all(&Path::new("/up").join(&name), 0o755).is_err() || d.join("root/tmp").join(&name).is_dir());
+        assert!(
+            r.mkdir_all(&Path::new("/up").join(&name), 0o755).is_err()
+                || d.join("root/tmp").join(&name).is_dir()
+        );
         assert!(!Path::new("/tmp").join(&name).exists());
         let f = r.mkfile_all(Path::new("/a/b/file")).unwrap();
         drop(f);

@@ -107,27 +107,6 @@ pub fn clear_cloexec(fd: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// prctl(PR_SET_CHILD_SUBREAPER): orphans of the container (e.g. an exec'd
-/// process whose parent exited) are reparented to us so `run` can reap them.
-pub fn set_child_subreaper() -> Result<()> {
-    // SAFETY: plain prctl with integer arguments.
-    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)");
-    }
-    Ok(())
-}
-
-/// Kill us when our parent dies (used by the intermediate init stage).
-pub fn set_pdeathsig(sig: i32) -> Result<()> {
-    // SAFETY: plain prctl with integer arguments.
-    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "prctl(PR_SET_PDEATHSIG)");
-    }
-    Ok(())
-}
-
 /// Borrow a descriptor by number for a call that takes `AsFd`.
 pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     // SAFETY: callers pass descriptors they keep open across the call.
