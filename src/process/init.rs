@@ -77,13 +77,13 @@ fn stage1(ch: &Channel) -> Result<Never> {
     let linux = cfg.spec.linux().clone().unwrap_or_default();
     let nss = linux.namespaces().clone().unwrap_or_default();
     let plan = namespaces::plan(&nss)?;
+    let mut in_cgroups = false;
     namespaces::join(&plan.join)?;
     if plan.new_user {
         unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare user namespace")?;
         ch.send(&FromInit::NeedMaps)?;
-        match ch.recv::<ToInit>()? {
-            Some(ToInit::MapsWritten) => {}
-            Some(ToInit::Abort(m)) => bail!("{m}"),
+        match recv_next(ch, &mut in_cgroups)? {
+            ToInit::MapsWritten => {}
             other => bail!("init: expected maps, got {other:?}"),
         }
     }
@@ -99,8 +99,21 @@ fn stage1(ch: &Channel) -> Result<Never> {
         nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .ctx(|| "setresuid(0) in user namespace")?;
     }
-    if !plan.unshare.is_empty() {
-        unshare(plan.unshare).ctx(|| format!("unshare namespaces {:?}", plan.unshare))?;
+    // The cgroup namespace's root is our cgroup when we unshare it, so it waits
+    // for the parent to have placed us; everything else need not.
+    let early = plan.unshare - CloneFlags::CLONE_NEWCGROUP;
+    if !early.is_empty() {
+        unshare(early).ctx(|| format!("unshare namespaces {early:?}"))?;
+    }
+    if !in_cgroups {
+        match ch.recv::<ToInit>()? {
+            Some(ToInit::CgroupsApplied) => {}
+            Some(ToInit::Abort(m)) => bail!("aborted by parent: {m}"),
+            other => bail!("init: expected cgroups applied, got {other:?}"),
+        }
+    }
+    if plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP) {
+        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace")?;
     }
     if plan
         .unshare
@@ -118,6 +131,19 @@ fn stage1(ch: &Channel) -> Result<Never> {
         Err(e) => e,
     };
     Err(err)
+}
+
+/// The next message from the parent other than CgroupsApplied, which may
+/// arrive at any point before (it is noted in `in_cgroups`).
+fn recv_next(ch: &Channel, in_cgroups: &mut bool) -> Result<ToInit> {
+    loop {
+        match ch.recv::<ToInit>()? {
+            Some(ToInit::CgroupsApplied) => *in_cgroups = true,
+            Some(ToInit::Abort(m)) => bail!("aborted by parent: {m}"),
+            Some(m) => return Ok(m),
+            None => bail!("init: the parent went away"),
+        }
+    }
 }
 
 fn write_time_offsets(linux: &oci_spec::runtime::Linux) -> Result<()> {

@@ -122,6 +122,9 @@ fn drive(
     stage2: &mut i32,
     parent: &mut dyn Parent,
 ) -> Result<i32> {
+    // Config first: init execs and unshares its namespaces while we move it into
+    // its cgroups (the first migration waits out an RCU grace period).
+    ch.send(&ConfigMsg::Config(&l.cfg))?;
     if let Some(cg) = l.cgroup {
         cg.apply(stage1)?;
         // exec joins a cgroup whose limits are already set (and maybe changed
@@ -137,7 +140,7 @@ fn drive(
             cg.set(r)?;
         }
     }
-    ch.send(&ConfigMsg::Config(&l.cfg))?;
+    ch.send(&ToInit::CgroupsApplied)?;
     loop {
         let msg = ch.recv_with_fd::<FromInit>()?;
         let Some((msg, fd)) = msg else {

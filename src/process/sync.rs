@@ -19,6 +19,9 @@ pub enum ToInit {
     Config(Box<InitConfig>),
     /// uid/gid maps are written; init may become root in its user namespace.
     MapsWritten,
+    /// init is in the container's cgroups (sent after Config, so init sets up
+    /// its namespaces while the parent waits on the kernel's cgroup migration).
+    CgroupsApplied,
     /// prestart and createRuntime hooks ran.
     HooksDone,
     /// A failure on the parent's side: init must stop.
