@@ -724,3 +724,51 @@ fn no_cgroup_leaks_however_containers_end() {
     assert_ne!(out.status.code(), Some(0));
     rt.assert_no_leaks(&id, &failing);
 }
+
+/// The resource-control acceptance run: 200 containers created, run and
+/// deleted (some killed with SIGKILL, some paused and then deleted with
+/// --force), and afterwards not one cgroup directory of theirs on the host.
+#[test]
+fn two_hundred_containers_leave_no_cgroup_behind() {
+    if skip_unless_root() {
+        return;
+    }
+    let sleeper = Bundle::new().args(&["sleep", "100"]);
+    let quick = Bundle::new().args(&["true"]);
+    let rt = Runtime::skiff();
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let id = rt.new_id();
+        match i % 4 {
+            // Run to completion in the foreground (run deletes it).
+            0 => {
+                rt.run_container_as(&id, &quick).assert_success("run");
+            }
+            // Killed with SIGKILL, then deleted.
+            1 => {
+                rt.create(&id, &sleeper).assert_success("create");
+                rt.start(&id).assert_success("start");
+                rt.kill(&id, "KILL").assert_success("kill");
+                rt.wait_for_status(&id, "stopped", WAIT);
+                rt.delete(&id).assert_success("delete");
+            }
+            // Paused, then deleted with --force.
+            2 => {
+                rt.create(&id, &sleeper).assert_success("create");
+                rt.start(&id).assert_success("start");
+                rt.run(&["pause", &id]).assert_success("pause");
+                rt.delete_force(&id).assert_success("delete --force");
+            }
+            // Running, deleted with --force.
+            _ => {
+                rt.create(&id, &sleeper).assert_success("create");
+                rt.start(&id).assert_success("start");
+                rt.delete_force(&id).assert_success("delete --force");
+            }
+        }
+        ids.push((id, if i % 4 == 0 { &quick } else { &sleeper }));
+    }
+    for (id, bundle) in &ids {
+        rt.assert_no_leaks(id, bundle);
+    }
+}
