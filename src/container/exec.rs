@@ -266,16 +266,6 @@ fn sub_cgroup_path(base: &str, list: &[String]) -> Result<Option<String>> {
     Ok(Some(serde_json::Value::Object(dirs).to_string()))
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let abs = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().ctx(|| "getcwd")?.join(path)
-    };
-    store::write_atomic(&abs, pid.to_string().as_bytes())
-        .ctx(|| format!("write pid file {}", abs.display()))
-}
-
 /// Start `process` in container `id`; returns its host PID once it is about to
 /// execve (a child of ours, so the caller can wait for it).
 pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32> {
@@ -352,7 +342,7 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
     )?;
     drop(console);
     if let Some(p) = &o.pid_file {
-        write_pid_file(p, pid)?;
+        store::write_pid_file(p, pid)?;
     }
     Ok(pid)
 }

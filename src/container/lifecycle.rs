@@ -98,16 +98,6 @@ impl Parent for CreateParent<'_> {
     }
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let abs = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().ctx(|| "getcwd")?.join(path)
-    };
-    store::write_atomic(&abs, pid.to_string().as_bytes())
-        .ctx(|| format!("write pid file {}", abs.display()))
-}
-
 pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     store::validate_id(id)?;
     let bundle =
@@ -231,7 +221,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     state.creating = false;
     st.write_json(id, store::STATE_FILE, &state)?;
     if let Some(p) = &o.pid_file {
-        write_pid_file(p, pid)?;
+        store::write_pid_file(p, pid)?;
     }
     guard.armed = false;
     Ok(pid)

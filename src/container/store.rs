@@ -128,6 +128,18 @@ impl Store {
     }
 }
 
+/// `--pid-file`: the host PID as bare digits (containerd parses it so), written
+/// atomically; a relative path is relative to the caller's cwd.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ctx(|| "getcwd")?.join(path)
+    };
+    write_atomic(&abs, pid.to_string().as_bytes())
+        .ctx(|| format!("write pid file {}", abs.display()))
+}
+
 /// Write `data` to `path` so readers see the old or the new file, never a torn one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -123,44 +123,12 @@ fn fcntl(fd: &OwnedFd, cmd: libc::c_int, arg: libc::c_int) -> std::io::Result<li
     Ok(r)
 }
 
-const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
-const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
-const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
-const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+use super::newmount::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// The bottom layer under the binary's directory: overlayfs wants two layers
 /// to mount without an upper one, they must not contain each other, and we
 /// only ever look up the binary's name, which the top layer answers.
 const FILLER_LAYERS: &[&str] = &["/sys/fs", "/dev"];
-
-fn fsconfig_string(fs: &OwnedFd, key: &CStr, value: &CStr) -> std::io::Result<()> {
-    // SAFETY: key and value are NUL-terminated and outlive the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_SET_STRING,
-            key.as_ptr(),
-            value.as_ptr(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn new_fd(r: libc::c_long) -> std::io::Result<OwnedFd> {
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the syscall just returned this fresh descriptor to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
-}
 
 /// overlayfs escapes: `\` and `:` (the layer separator) in a layer path.
 fn escape_layer(p: &str) -> String {
@@ -181,39 +149,24 @@ fn overlay_view() -> std::io::Result<OwnedFd> {
     for filler in FILLER_LAYERS {
         let lower = format!("{}:{}", escape_layer(dir), escape_layer(filler));
         let lower = std::ffi::CString::new(lower)?;
-        // SAFETY: the name is NUL-terminated and outlives the call.
-        let fs = new_fd(unsafe {
-            libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC)
-        })?;
-        if let Err(e) = fsconfig_string(&fs, c"lowerdir", &lower) {
+        let fs = newmount::fsopen(c"overlay")?;
+        if let Err(e) = newmount::fsconfig_string(&fs, c"lowerdir", &lower) {
             last = e;
             continue;
         }
         // Layers on different filesystems would turn xino on, and log about it.
-        let _ = fsconfig_string(&fs, c"xino", c"off");
-        // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux argument.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_void>(),
-                0,
-            )
-        };
-        if r < 0 {
-            last = std::io::Error::last_os_error();
-            continue;
-        }
+        let _ = newmount::fsconfig_string(&fs, c"xino", c"off");
         let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-        // SAFETY: fsmount takes the fs context fd and integer flags.
-        let mnt = new_fd(unsafe {
-            libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs)
-        })?;
+        let mnt = match newmount::create_and_mount(&fs, attrs) {
+            Ok(m) => m,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
         let name = std::ffi::CString::new(name.as_bytes())?;
         // SAFETY: `name` is NUL-terminated; `mnt` is open for the call.
-        let exe = new_fd(unsafe {
+        let exe = newmount::syscall_fd(unsafe {
             libc::openat(
                 mnt.as_raw_fd(),
                 name.as_ptr(),

@@ -2,6 +2,7 @@
 //! in skiff lives here, each block with the reason it is sound.
 
 pub mod bpf;
+pub mod newmount;
 pub mod notify;
 pub mod tty;
 

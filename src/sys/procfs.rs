@@ -24,63 +24,30 @@ use crate::error::{Context, Result};
 use nix::fcntl::{openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::fstat;
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
-use std::ffi::CStr;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
-const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
-const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
-const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
-const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
-const OPEN_TREE_CLONE: libc::c_uint = 0x1;
-/// The inode number of every procfs root.
+use super::newmount::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID};
+
 const PROC_ROOT_INO: u64 = 1;
 
 /// Our procfs root, tagged with the pid that opened it: after a fork (init's
 /// stage 2 is one, in a new pid namespace) the child opens its own.
 static ROOT: Mutex<Option<(u32, OwnedFd)>> = Mutex::new(None);
 
-fn syscall_fd(r: libc::c_long) -> std::io::Result<OwnedFd> {
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the syscall just returned this fresh descriptor to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
-}
-
 /// A new procfs instance, mounted nowhere.
 fn fresh_procfs() -> std::io::Result<OwnedFd> {
-    let name: &CStr = c"proc";
-    // SAFETY: `name` is NUL-terminated and outlives the call.
-    let fs = syscall_fd(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
-    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux argument.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-    // SAFETY: fsmount takes the fs context fd and integer flags.
-    syscall_fd(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
+    let fs = newmount::fsopen(c"proc")?;
+    newmount::create_and_mount(
+        &fs,
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    )
 }
 
 /// A detached clone of the mount at /proc (without its submounts).
 fn cloned_proc() -> std::io::Result<OwnedFd> {
-    let path: &CStr = c"/proc";
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
-    // SAFETY: `path` is NUL-terminated and outlives the call.
-    syscall_fd(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
+    newmount::clone_tree(c"/proc")
 }
 
 fn plain_proc() -> std::io::Result<OwnedFd> {
