@@ -5,16 +5,7 @@ use crate::support::*;
 use serde_json::json;
 
 fn run(bundle: Bundle) -> (i32, String, String) {
-    let rt = Runtime::skiff();
-    let id = rt.new_id();
-    let out = rt.run_container_as(&id, &bundle);
-    let r = (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    );
-    rt.assert_no_leaks(&id, &bundle);
-    r
+    Runtime::skiff().run_leak_checked(&bundle)
 }
 
 #[test]

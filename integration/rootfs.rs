@@ -7,17 +7,7 @@ use serde_json::json;
 
 /// Run `script` in a fresh busybox container; returns (exit code, stdout, stderr).
 fn sh(bundle: Bundle, script: &str) -> (i32, String, String) {
-    let rt = Runtime::skiff();
-    let bundle = bundle.args(&["sh", "-c", script]);
-    let id = rt.new_id();
-    let out = rt.run_container_as(&id, &bundle);
-    let r = (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    );
-    rt.assert_no_leaks(&id, &bundle);
-    r
+    Runtime::skiff().run_leak_checked(&bundle.args(&["sh", "-c", script]))
 }
 
 /// The mountinfo line whose mount point is `mp` (inside the container).

@@ -524,6 +524,20 @@ impl Runtime {
         self.run(&["run", "--bundle", bundle.path_str(), id])
     }
 
+    /// `run` a fresh container of `bundle` and check nothing of it is left:
+    /// (exit code, stdout, stderr).
+    pub fn run_leak_checked(&self, bundle: &Bundle) -> (i32, String, String) {
+        let id = self.new_id();
+        let out = self.run_container_as(&id, bundle);
+        let r = (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        );
+        self.assert_no_leaks(&id, bundle);
+        r
+    }
+
     /// See [`assert_no_leaks`].
     pub fn assert_no_leaks(&self, id: &str, bundle: &Bundle) {
         assert_no_leaks(id, &self.root, bundle.path());
