@@ -4,6 +4,8 @@
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 CARGO ?= cargo
+# `skiff --version` prints it on its commit: line, as runc does.
+export SKIFF_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
 SKIFF := ./target/x86_64-unknown-linux-gnu/release/skiff
 
 .PHONY: all build deps demo test lint bench clean

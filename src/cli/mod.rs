@@ -107,7 +107,9 @@ pub fn version_text() -> String {
     format!(
         "skiff version {}\ncommit: {}\nspec: {}",
         env!("CARGO_PKG_VERSION"),
-        option_env!("SKIFF_COMMIT").unwrap_or("unknown"),
+        option_env!("SKIFF_COMMIT")
+            .filter(|c| !c.is_empty())
+            .unwrap_or("unknown"),
         crate::container::state::OCI_VERSION
     )
 }
