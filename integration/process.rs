@@ -224,3 +224,31 @@ fn preserve_fds_pass_and_others_do_not() {
         "extra fds leaked: {fds:?}"
     );
 }
+
+#[test]
+fn process_starts_with_no_signal_blocked_or_ignored() {
+    if skip_unless_root() {
+        return;
+    }
+    // `run` and `exec` in the foreground block every signal they forward, and
+    // the Rust runtime ignores SIGPIPE: none of it may reach the process.
+    let status = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"];
+    let clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n";
+    let (code, out, err) = run(Bundle::new().args(&status));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, clean, "run");
+    let rt = Runtime::skiff();
+    let b = Bundle::new().args(&["sleep", "30"]);
+    let id = rt.new_id();
+    assert!(rt.create(&id, &b).status.success());
+    assert!(rt.start(&id).status.success());
+    let mut args = vec!["exec", id.as_str()];
+    args.extend(status);
+    let o = rt.run(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), clean, "exec");
+    // And SIGPIPE really kills a writer whose reader went away.
+    let (code, out, err) = run(Bundle::new().args(&["sh", "-c", "yes | head -n1"]));
+    assert_eq!((code, out.as_str()), (0, "y\n"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}

@@ -78,6 +78,7 @@ fn set_no_new_privs() -> Result<()> {
 pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<super::init::Never> {
     let spec = &cfg.spec;
     let linux = spec.linux().clone().unwrap_or_default();
+    sys::reset_signal_state()?;
     if process.terminal().unwrap_or(false) {
         super::tty::setup_console(cfg, process)?;
     }

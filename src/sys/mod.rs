@@ -125,3 +125,35 @@ pub fn kill_raw(pid: i32, sig: i32) -> i32 {
     // SAFETY: kill takes plain integers.
     unsafe { libc::kill(pid, sig) }
 }
+
+/// Give the container process the signal state a fresh process has: nothing
+/// blocked (a foreground `run` or `exec` blocks everything it forwards) and
+/// every disposition at its default (the Rust runtime ignores SIGPIPE and
+/// static glibc sets up 32/33; ignored signals survive execve, so `yes | head`
+/// would print "Broken pipe").
+pub fn reset_signal_state() -> Result<()> {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // The raw syscall: glibc's wrappers refuse its internal signals 32/33.
+        // Layout of the kernel's struct sigaction on x86_64: handler, flags,
+        // restorer, mask.
+        let act: [u64; 4] = [libc::SIG_DFL as u64, 0, 0, 0];
+        // SAFETY: `act` is a valid kernel sigaction for the call's duration and
+        // installs SIG_DFL, so no handler code runs; nothing in init relies on a
+        // handler or on SIGPIPE being ignored (its writes check errors).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                act.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+    }
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .ctx(|| "unblock signals")
+}
