@@ -156,10 +156,11 @@ fn duplicate_id_refused() {
 
     let out = rt.create(&id, &second);
     out.assert_code(1, "second create with the same ID");
-    // runc: "container with given ID already exists".
+    // runc 1.1: "container with given ID already exists"; skiff adds the ID.
     assert!(
-        out.stderr_text().contains("exists"),
-        "stderr does not mention \"exists\": {}",
+        out.stderr_text()
+            .contains("container with given ID already exists"),
+        "stderr does not say the ID exists: {}",
         out.stderr_text()
     );
 
@@ -293,4 +294,29 @@ fn pid_file_is_bare_digits() {
     );
     let pid: i64 = content.parse().expect("pid file is a number");
     assert_eq!(rt.state(&id)["pid"], pid);
+}
+
+#[test]
+fn unopenable_log_file_is_fatal() {
+    if skip_unless_root() {
+        return;
+    }
+    // runc exits 1 when it cannot open --log: a caller that reads the log for
+    // the error would otherwise find nothing while the command "succeeded".
+    let rt = Runtime::skiff();
+    let dir = rt.root().join("no-such-dir");
+    let log = dir.join("x.log");
+    let out = rt.run(&["--log", log.to_str().expect("UTF-8 path"), "list"]);
+    out.assert_code(1, "list with an unopenable --log");
+    let err = out.stderr_text();
+    assert!(
+        err.contains(&log.display().to_string()) && err.contains("ENOENT"),
+        "stderr does not name the log path and errno: {err}"
+    );
+    assert!(
+        out.stdout_text().is_empty(),
+        "list ran anyway: {}",
+        out.stdout_text()
+    );
+    assert!(!dir.exists());
 }

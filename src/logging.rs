@@ -83,9 +83,10 @@ pub fn format_line(format: Format, level: log::Level, msg: &str) -> String {
     }
 }
 
-/// Install the global logger. A log file that cannot be opened is reported on
-/// stderr and logging falls back to stderr, as the command itself may still succeed.
-pub fn init(path: Option<&str>, format: Format, debug: bool) {
+/// Install the global logger. A `--log` file that cannot be opened is fatal,
+/// as in runc: a caller that reads the log for the error would otherwise find
+/// nothing. The error names the path and the errno.
+pub fn init(path: Option<&str>, format: Format, debug: bool) -> Result<(), String> {
     let sink = match path {
         Some(p) if !p.is_empty() => match OpenOptions::new()
             .create(true)
@@ -95,10 +96,7 @@ pub fn init(path: Option<&str>, format: Format, debug: bool) {
             .open(p)
         {
             Ok(f) => Sink::File(f),
-            Err(e) => {
-                eprintln!("open log file {p}: {e}");
-                Sink::Stderr
-            }
+            Err(e) => return Err(format!("open log file {p}: {}", errno_text(&e))),
         },
         _ => Sink::Stderr,
     };
@@ -115,10 +113,17 @@ pub fn init(path: Option<&str>, format: Format, debug: bool) {
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
         log::set_max_level(level);
     }
+    Ok(())
 }
 
-/// Whether the logger writes somewhere other than stderr (then a fatal error is
-/// printed to stderr as well, as runc does).
+/// `ENOENT: No such file or directory`, as the rest of skiff words errnos.
+fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).to_string(),
+        None => e.to_string(),
+    }
+}
+
 pub fn rfc3339_now() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -167,6 +172,15 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
         assert_eq!(rfc3339(1_795_392_000, 0), "2026-11-23T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn unopenable_log_is_an_error() {
+        let e = init(Some("/nonexistent-skiff/dir/x"), Format::Text, false).unwrap_err();
+        assert_eq!(
+            e,
+            "open log file /nonexistent-skiff/dir/x: ENOENT: No such file or directory"
+        );
     }
 
     #[test]

@@ -48,7 +48,10 @@ fn main() {
         }
     };
     let to_file = cli.log.as_deref().is_some_and(|l| !l.is_empty());
-    logging::init(cli.log.as_deref(), format, cli.debug);
+    if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     match cli::dispatch(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -58,7 +58,8 @@ impl Store {
         match fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                bail!("container with id exists: {id}")
+                // runc 1.1's words (callers match on them), plus the ID.
+                bail!("container with given ID already exists: {id}")
             }
             Err(e) => bail!("create state dir {}: {e}", dir.display()),
         }
@@ -208,7 +209,7 @@ mod tests {
         let s = Store::new(&d);
         s.create_dir("c1").unwrap();
         let e = s.create_dir("c1").unwrap_err();
-        assert!(e.message().contains("exists"));
+        assert_eq!(e.message(), "container with given ID already exists: c1");
         let _l = s.lock("c1").unwrap();
         fs::remove_dir_all(&d).unwrap();
     }

@@ -11,7 +11,7 @@ use nix::sys::socket::{
 };
 use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// Parent -> init.
 #[derive(Serialize, Deserialize, Debug)]
@@ -64,9 +64,8 @@ impl Channel {
     /// # Safety contract
     /// `fd` must be an open socket owned by nobody else (init gets it by inheritance).
     pub fn from_raw(fd: RawFd) -> Channel {
-        // SAFETY: the caller hands over an inherited fd that nothing else owns.
         Channel {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: crate::sys::owned_fd(fd),
         }
     }
 
@@ -128,8 +127,8 @@ impl Channel {
                 for c in cm {
                     if let ControlMessageOwned::ScmRights(fds) = c {
                         for f in fds {
-                            // SAFETY: the kernel just installed this fd for us.
-                            got_fd = Some(unsafe { OwnedFd::from_raw_fd(f) });
+                            // The kernel just installed this fd for us: nobody else owns it.
+                            got_fd = Some(crate::sys::owned_fd(f));
                         }
                     }
                 }
