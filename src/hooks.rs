@@ -3,10 +3,13 @@
 
 use crate::bail;
 use crate::error::{Context, Result};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use oci_spec::runtime::Hook;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,10 +77,16 @@ fn run_one(h: &Hook, state_json: &str) -> Result<()> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().ctx(|| "start")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that ignores stdin closes its end: EPIPE is not a failure.
-        let _ = stdin.write_all(state_json.as_bytes());
-    }
+    // The timeout covers the whole hook, feeding it the state included: a hook
+    // that never reads stdin must not hang us on a state bigger than a pipe.
+    let deadline = h
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut feed = match child.stdin.take() {
+        Some(stdin) => Some(StdinFeed::new(stdin, state_json.as_bytes()).ctx(|| "stdin")?),
+        None => None,
+    };
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
     let reader = std::thread::spawn(move || {
@@ -90,12 +99,12 @@ fn run_one(h: &Hook, state_json: &str) -> Result<()> {
         }
         s
     });
-    let deadline = h
-        .timeout()
-        .filter(|t| *t > 0)
-        .map(|t| Instant::now() + Duration::from_secs(t as u64));
     let mut nap = Duration::from_micros(200);
     let status = loop {
+        if feed.as_mut().is_some_and(|f| f.pump()) {
+            // All written, or the hook closed its end: EOF (or nothing) now.
+            feed = None;
+        }
         if let Some(st) = child.try_wait().ctx(|| "wait")? {
             break st;
         }
@@ -106,7 +115,10 @@ fn run_one(h: &Hook, state_json: &str) -> Result<()> {
                 bail!("timed out after {}s", h.timeout().unwrap_or(0));
             }
         }
-        std::thread::sleep(nap);
+        match &feed {
+            Some(f) => f.wait_writable(nap),
+            None => std::thread::sleep(nap),
+        }
         nap = (nap * 2).min(Duration::from_millis(20));
     };
     if status.success() {
@@ -120,6 +132,42 @@ fn run_one(h: &Hook, state_json: &str) -> Result<()> {
         bail!("{status}")
     } else {
         bail!("{status}, output: {output}")
+    }
+}
+
+/// The state written to a hook's stdin without blocking, a pipe-full at a time
+/// between checks of the hook's exit and deadline.
+struct StdinFeed<'a> {
+    pipe: ChildStdin,
+    rest: &'a [u8],
+}
+
+impl<'a> StdinFeed<'a> {
+    fn new(pipe: ChildStdin, data: &'a [u8]) -> Result<StdinFeed<'a>> {
+        fcntl(&pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ctx(|| "set O_NONBLOCK")?;
+        Ok(StdinFeed { pipe, rest: data })
+    }
+
+    /// Write what the pipe takes now; true when done (everything written, or
+    /// the hook closed its end: a hook that ignores stdin is not a failure).
+    fn pump(&mut self) -> bool {
+        while !self.rest.is_empty() {
+            match self.pipe.write(self.rest) {
+                Ok(0) => return true,
+                Ok(n) => self.rest = &self.rest[n..],
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
+        true
+    }
+
+    /// Sleep until the pipe has room again, `max` at most.
+    fn wait_writable(&self, max: Duration) {
+        let ms = u16::try_from(max.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.pipe.as_fd(), PollFlags::POLLOUT)];
+        let _ = poll(&mut fds, PollTimeout::from(ms));
     }
 }
 
@@ -166,6 +214,27 @@ mod tests {
         let e = run_all(&[sh("echo boom >&2; exit 4", None)], Kind::Poststart, "{}").unwrap_err();
         assert!(e.message().contains("poststart hook #0"), "{e}");
         assert!(e.message().contains("boom"), "{e}");
+    }
+
+    #[test]
+    fn timeout_covers_a_hook_that_never_reads_its_state() {
+        // More state than a pipe holds (big annotations), and a hook that never
+        // reads it: the write must not block past the hook's timeout.
+        let state = format!("{{\"id\":\"x\",\"pad\":\"{}\"}}", "a".repeat(200 * 1024));
+        let t = Instant::now();
+        let e = run_all(&[sh("sleep 30", Some(1))], Kind::Prestart, &state).unwrap_err();
+        assert!(e.message().contains("timed out"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn big_state_arrives_whole() {
+        let d = std::env::temp_dir().join(format!("skiff-hook-big-{}", std::process::id()));
+        let state = format!("{{\"pad\":\"{}\"}}", "b".repeat(300 * 1024));
+        let h = sh(&format!("sleep 0.2; cat > {}", d.display()), Some(10));
+        run_all(&[h], Kind::CreateRuntime, &state).unwrap();
+        assert_eq!(std::fs::read_to_string(&d).unwrap(), state);
+        std::fs::remove_file(&d).unwrap();
     }
 
     #[test]
