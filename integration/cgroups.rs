@@ -2,7 +2,7 @@
 //! from inside the container, pause/resume, update, ps, events, kill --all,
 //! and no cgroup left behind however a container ends.
 
-use crate::support::{skip_unless_root, Bundle, OutputExt, Runtime};
+use crate::support::{skip_unless_root, text, Bundle, OutputExt, Runtime};
 use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -771,4 +771,55 @@ fn two_hundred_containers_leave_no_cgroup_behind() {
     for (id, bundle) in &ids {
         rt.assert_no_leaks(id, bundle);
     }
+}
+
+#[test]
+fn delete_spares_other_containers_in_a_shared_cgroup() {
+    if skip_unless_root() {
+        return;
+    }
+    let rt = Runtime::skiff();
+    let shared = format!("/skiff-it-shared-{}", std::process::id());
+    let mut b = Bundle::new().args(&["sleep", "100"]);
+    b.config_mut()["linux"]["cgroupsPath"] = json!(shared);
+    let (a, c) = (rt.new_id(), rt.new_id());
+    for id in [&a, &c] {
+        rt.create(id, &b).assert_success("create");
+        rt.start(id).assert_success("start");
+    }
+    rt.delete_force(&c)
+        .assert_success("delete --force of one of them");
+    assert_eq!(
+        rt.state(&a)["status"],
+        "running",
+        "the other container was killed"
+    );
+    rt.delete_force(&a)
+        .assert_success("delete --force of the last one");
+    rt.assert_no_leaks(&a, &b);
+    assert!(
+        !Path::new("/sys/fs/cgroup/pids")
+            .join(shared.trim_start_matches('/'))
+            .exists(),
+        "the shared cgroup outlived its last container"
+    );
+}
+
+#[test]
+fn the_root_cgroup_is_refused() {
+    if skip_unless_root() {
+        return;
+    }
+    let rt = Runtime::skiff();
+    let mut b = Bundle::new();
+    b.config_mut()["linux"]["cgroupsPath"] = json!("/");
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("root cgroup"),
+        "{}",
+        text(&out.stderr)
+    );
+    rt.assert_no_leaks(&id, &b);
 }

@@ -75,7 +75,16 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
         }
         inner
     } else {
-        path::fs_inner(cgroups_path, id)
+        let inner = path::fs_inner(cgroups_path, id);
+        // A container in a hierarchy's root cgroup would share it with the
+        // whole host: `delete` and `kill --all` would reach every process.
+        if inner == path::Inner::Absolute("/".to_string()) {
+            bail!(
+                "linux.cgroupsPath {:?}: a container cannot use the root cgroup",
+                cgroups_path.unwrap_or_default()
+            );
+        }
+        inner
     };
     let dirs = path::resolve(layout, &inner)?;
     let persisted = path::encode(&dirs);

@@ -404,22 +404,42 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     };
     let _lock = st.lock(id)?;
     c.refresh();
+    // Whether killing init is enough, and the cgroup may hold others' processes.
+    let own_ns = has_own_pid_ns(&c) && c.state.pid > 0;
     match c.status {
         Status::Stopped => {}
-        Status::Created | Status::Creating => stop(&c)?,
-        Status::Running | Status::Paused if force => stop(&c)?,
+        Status::Created | Status::Creating => stop(&c, own_ns)?,
+        Status::Running | Status::Paused if force => stop(&c, own_ns)?,
         s => bail!("cannot delete container {id} that is not stopped: {s}"),
     }
-    destroy(&c)
+    destroy(&c, own_ns)
 }
 
-/// SIGKILL init and everything in the cgroup, and wait for init to go.
-fn stop(c: &Container) -> Result<()> {
+/// Whether the container has a PID namespace of its own: then killing its init
+/// kills everything in it, and its cgroup may hold processes that are not its
+/// own (a cgroupsPath shared with other containers), which we must not touch.
+fn has_own_pid_ns(c: &Container) -> bool {
+    c.store
+        .read_json::<Spec>(c.id(), store::CONFIG_FILE)
+        .ok()
+        .and_then(|s| s.linux().as_ref()?.namespaces().clone())
+        .is_some_and(|nss| {
+            nss.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid
+                    && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
+            })
+        })
+}
+
+/// SIGKILL the container (its init, or with no PID namespace of its own every
+/// process in its cgroup, as runc does) and wait for init to go.
+fn stop(c: &Container, own_ns: bool) -> Result<()> {
     let cg = c.cgroup();
-    if let Some(cg) = &cg {
+    if let (Some(cg), false) = (&cg, own_ns) {
         kill_all_in(cg.as_ref(), Signal::SIGKILL);
     }
     let _ = kill(Pid::from_raw(c.state.pid), Signal::SIGKILL);
+    // A frozen process dies only once thawed.
     if let Some(cg) = &cg {
         let _ = cg.freeze(FreezerState::Thawed);
     }
@@ -438,11 +458,35 @@ fn stop(c: &Container) -> Result<()> {
 }
 
 /// Poststop hooks, cgroup removal, state removal.
-fn destroy(c: &Container) -> Result<()> {
+fn destroy(c: &Container, own_ns: bool) -> Result<()> {
     if let Some(cg) = c.cgroup() {
-        kill_all_in(cg.as_ref(), Signal::SIGKILL);
+        if own_ns {
+            // The kernel kills the rest of the PID namespace once init is gone;
+            // what is still in the cgroup after that belongs to someone else (a
+            // shared cgroupsPath): leave the cgroup to its other users.
+            if !drained(cg.as_ref(), Duration::from_secs(1)) {
+                log::warn!(
+                    "cgroup {} still has other processes: left in place",
+                    cg.path()
+                );
+                return remove_state(c);
+            }
+        } else {
+            kill_all_in(cg.as_ref(), Signal::SIGKILL);
+        }
         cg.destroy()?;
     }
+    remove_state(c)
+}
+
+/// Poststop hooks, then the state directory.
+fn remove_state(c: &Container) -> Result<()> {
+    run_poststop_hooks(c);
+    c.store.remove(c.id())
+}
+
+/// Poststop hooks: a failing one only warns, and the others still run.
+fn run_poststop_hooks(c: &Container) {
     if let Ok(spec) = c.store.read_json::<Spec>(c.id(), store::CONFIG_FILE) {
         let ps = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::Poststop);
         if !ps.is_empty() {
@@ -457,5 +501,18 @@ fn destroy(c: &Container) -> Result<()> {
             }
         }
     }
-    c.store.remove(c.id())
+}
+
+/// Wait up to `max` for the cgroup to have no process left.
+fn drained(cg: &dyn Manager, max: Duration) -> bool {
+    let end = Instant::now() + max;
+    loop {
+        if cg.pids().map_or(true, |p| p.is_empty()) {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
