@@ -135,3 +135,32 @@ fn same_empty_list() {
     let s = skiff.run(&["list", "-q"]);
     assert_eq!(text(&r.stdout), text(&s.stdout));
 }
+
+#[test]
+fn same_owner_in_list() {
+    let Some((runc, skiff)) = both() else { return };
+    let b = Bundle::new().args(&["sleep", "30"]);
+    let mut owners: Vec<Vec<String>> = Vec::new();
+    for rt in [&runc, &skiff] {
+        let id = &rt.new_id();
+        rt.create(id, &b).assert_success("create");
+        let list = |rt: &Runtime| -> String {
+            let out = rt.run(&["list", "--format", "json"]);
+            out.assert_success("list");
+            let v: Value = serde_json::from_slice(&out.stdout).expect("list JSON");
+            v[0]["owner"].as_str().expect("owner").to_string()
+        };
+        let by_root = list(rt);
+        // A uid with no passwd entry: runc shows "#<uid>".
+        let dir = rt.root().join(id);
+        std::os::unix::fs::chown(&dir, Some(4242), None).expect("chown state dir");
+        let by_unknown = list(rt);
+        std::os::unix::fs::chown(&dir, Some(0), None).expect("chown state dir back");
+        // `state` keeps runc's empty owner for a container made by root.
+        assert_eq!(rt.state(id)["owner"], "", "{}", rt.bin().display());
+        owners.push(vec![by_root, by_unknown]);
+        assert!(rt.delete_force(id).status.success());
+    }
+    assert_eq!(owners[0], owners[1], "list owner: runc vs skiff");
+    assert_eq!(owners[0][0], "root");
+}

@@ -1,5 +1,6 @@
 use crate::container::{Container, Globals};
 use crate::error::{Context, Result};
+use std::os::unix::fs::MetadataExt;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -13,10 +14,18 @@ pub struct Args {
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
     let ids = g.store().list()?;
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let states: Vec<_> = ids
         .iter()
         .filter_map(|id| Container::load(g, id).ok())
-        .map(|c| c.state.to_oci(c.status))
+        .map(|c| {
+            let mut s = c.state.to_oci(c.status);
+            // runc's list shows who owns the state dir (`state` leaves it empty).
+            if let Ok(m) = std::fs::metadata(g.store().dir(&s.id)) {
+                s.owner = owner_name(&passwd, m.uid());
+            }
+            s
+        })
         .collect();
     if a.quiet {
         for s in &states {
@@ -57,6 +66,21 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
     Ok(0)
 }
 
+/// The user name for `uid` from /etc/passwd text, or `#<uid>` as runc shows
+/// an unknown one. A small parser: the static binary has no NSS.
+fn owner_name(passwd: &str, uid: u32) -> String {
+    passwd
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let id = f.nth(1)?.parse::<u32>().ok()?;
+            (id == uid && !name.is_empty()).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
+}
+
 fn print_table(head: &[&str; 6], rows: &[[String; 6]]) {
     let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for r in rows {
@@ -78,5 +102,23 @@ fn print_table(head: &[&str; 6], rows: &[[String; 6]]) {
     line(head.to_vec());
     for r in rows {
         line(r.iter().map(|s| s.as_str()).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_from_passwd() {
+        let pw = "# comment\nroot:x:0:0:root:/root:/bin/bash\n\nbad line\n\
+                  daemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n:x:7:7::/:/bin/sh\n\
+                  alice:x:1000:1000:Alice,,,:/home/alice:/bin/sh\n";
+        assert_eq!(owner_name(pw, 0), "root");
+        assert_eq!(owner_name(pw, 1), "daemon");
+        assert_eq!(owner_name(pw, 1000), "alice");
+        assert_eq!(owner_name(pw, 7), "#7", "empty name");
+        assert_eq!(owner_name(pw, 4242), "#4242");
+        assert_eq!(owner_name("", 0), "#0");
     }
 }
