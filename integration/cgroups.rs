@@ -823,3 +823,27 @@ fn the_root_cgroup_is_refused() {
     );
     rt.assert_no_leaks(&id, &b);
 }
+
+#[test]
+fn create_killed_midway_is_cleaned_up_by_delete_force() {
+    if skip_unless_root() {
+        return;
+    }
+    let rt = Runtime::skiff();
+    let b = Bundle::new().args(&["sleep", "100"]);
+    b.flush();
+    for i in 0..30u64 {
+        let id = rt.new_id();
+        let mut cmd = rt.command();
+        cmd.args(["create", "--bundle", b.path_str(), &id]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn create");
+        // Kill it at a different point of its work each time.
+        thread::sleep(Duration::from_micros(300 * i));
+        let _ = child.kill();
+        let _ = child.wait();
+        rt.delete_force(&id)
+            .assert_success("delete --force after a killed create");
+        rt.assert_no_leaks(&id, &b);
+    }
+}

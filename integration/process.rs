@@ -252,3 +252,29 @@ fn process_starts_with_no_signal_blocked_or_ignored() {
     assert_eq!((code, out.as_str()), (0, "y\n"), "{err}");
     assert!(!err.contains("Broken pipe"), "{err}");
 }
+
+#[test]
+fn a_failing_namespace_join_names_the_path() {
+    if skip_unless_root() {
+        return;
+    }
+    let rt = Runtime::skiff();
+    let mut b = Bundle::new();
+    b.config_mut()["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "network");
+    b.config_mut()["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "network", "path": "/nonexistent/netns"}));
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/netns") && err.contains("No such file"),
+        "{err}"
+    );
+    rt.assert_no_leaks(&id, &b);
+}

@@ -50,6 +50,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if !process.cwd().is_absolute() {
         bail!("process.cwd {:?} must be an absolute path", process.cwd());
     }
+    validate_user(process.user())?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
         if m.destination().as_os_str().is_empty() {
             bail!("mounts: destination must be set");
@@ -95,6 +96,22 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// IDs beyond 2^31-1 are refused as runc refuses them: (uid_t)-1 would make
+/// setresuid(-1) keep the current (root) identity instead of switching.
+pub fn validate_user(u: &oci_spec::runtime::User) -> Result<()> {
+    const MAX: u32 = i32::MAX as u32;
+    let gids = u.additional_gids().clone().unwrap_or_default();
+    if u.uid() > MAX || u.gid() > MAX || gids.iter().any(|g| *g > MAX) {
+        bail!(
+            "process.user: uids and gids must be in range 0-{MAX} (uid {}, gid {}, additionalGids {:?})",
+            u.uid(),
+            u.gid(),
+            gids
+        );
     }
     Ok(())
 }
@@ -237,6 +254,23 @@ mod tests {
         v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
         let spec: Spec = serde_json::from_value(v).unwrap();
         assert!(validate(&spec).unwrap_err().message().contains("UTS"));
+    }
+
+    #[test]
+    fn out_of_range_ids_refused() {
+        for (uid, gid) in [
+            (4_294_967_295u32, 0u32),
+            (0, 4_294_967_295),
+            (2_147_483_648, 0),
+        ] {
+            let mut v = default_spec(false);
+            v["process"]["user"] = serde_json::json!({"uid": uid, "gid": gid});
+            let spec: Spec = serde_json::from_value(v).unwrap();
+            assert!(
+                validate(&spec).unwrap_err().message().contains("range"),
+                "{uid} {gid}"
+            );
+        }
     }
 
     #[test]

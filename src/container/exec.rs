@@ -150,7 +150,7 @@ pub fn validate(p: &Process) -> Result<()> {
     if !p.cwd().is_absolute() {
         bail!("exec: cwd {:?} must be an absolute path", p.cwd().display());
     }
-    Ok(())
+    crate::spec::validate_user(p.user())
 }
 
 /// Read a runtime-spec process JSON (`exec --process FILE`).

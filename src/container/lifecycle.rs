@@ -180,8 +180,9 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         systemd_cgroup: g.systemd_cgroup,
         creating: true,
     };
-    // state.json is first written once init's PID is known (on_pid): until then
-    // `state` says the container does not exist and `delete --force` removes it.
+    // Written before any cgroup exists, so a `create` killed at any point
+    // leaves state that `delete --force` can clean up from.
+    st.write_json(id, store::STATE_FILE, &state)?;
     let mut pass_fds = vec![fifo.as_raw_fd()];
     if let Some(c) = &console {
         pass_fds.push(c.as_raw_fd());

@@ -124,7 +124,7 @@ fn drive(
 ) -> Result<i32> {
     // Config first: init execs and unshares its namespaces while we move it into
     // its cgroups (the first migration waits out an RCU grace period).
-    ch.send(&ConfigMsg::Config(&l.cfg))?;
+    send_or_init_error(ch, &ConfigMsg::Config(&l.cfg))?;
     if let Some(cg) = l.cgroup {
         cg.apply(stage1)?;
         // exec joins a cgroup whose limits are already set (and maybe changed
@@ -140,7 +140,7 @@ fn drive(
             cg.set(r)?;
         }
     }
-    ch.send(&ToInit::CgroupsApplied)?;
+    send_or_init_error(ch, &ToInit::CgroupsApplied)?;
     loop {
         let msg = ch.recv_with_fd::<FromInit>()?;
         let Some((msg, fd)) = msg else {
@@ -184,6 +184,18 @@ fn exec_result(ch: &Channel, pid: i32) -> Result<i32> {
         None => Ok(pid),
         Some(FromInit::Error(m)) => Err(Error::new(m)),
         Some(other) => bail!("init: unexpected {other:?} after ready"),
+    }
+}
+
+/// Send to init; if init has already failed (the socket is closed), its own
+/// message explains why far better than our EPIPE does.
+fn send_or_init_error<T: serde::Serialize>(ch: &Channel, msg: &T) -> Result<()> {
+    let Err(e) = ch.send(msg) else {
+        return Ok(());
+    };
+    match ch.recv::<FromInit>() {
+        Ok(Some(FromInit::Error(m))) => Err(Error::new(m)),
+        _ => Err(e),
     }
 }
 

@@ -62,7 +62,7 @@ fn set_user(process: &Process) -> Result<()> {
     match nix::unistd::setgroups(&gids) {
         Ok(()) | Err(nix::errno::Errno::EPERM) if gids.is_empty() => {}
         Ok(()) => {}
-        Err(e) => bail!("setgroups {:?}: {e}", u.additional_gids()),
+        Err(e) => bail!("setgroups {gids:?}: {e}"),
     }
     let g = Gid::from_raw(u.gid());
     nix::unistd::setresgid(g, g, g).ctx(|| format!("setresgid {}", u.gid()))?;
