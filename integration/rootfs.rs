@@ -219,3 +219,99 @@ fn rootfs_propagation_is_applied_to_the_container_root() {
         );
     }
 }
+
+/// The bundle's config with /dev bind-mounted from `devdir` instead of a tmpfs,
+/// and `devices` as linux.devices.
+fn dev_bound_from(b: &mut Bundle, devdir: &std::path::Path, devices: serde_json::Value) {
+    let mounts = b.config_mut()["mounts"].as_array_mut().unwrap();
+    let dev = mounts
+        .iter_mut()
+        .find(|m| m["destination"] == "/dev")
+        .expect("a /dev mount");
+    *dev = json!({"destination": "/dev", "type": "bind", "source": devdir, "options": ["rbind"]});
+    b.config_mut()["linux"]["devices"] = devices;
+}
+
+#[test]
+fn existing_file_at_a_device_path_is_never_replaced() {
+    if skip_unless_root() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    // /dev is a directory of the caller's (here the bundle's): a regular file
+    // at a device path is the caller's data, not something to unlink.
+    let mut b = Bundle::new();
+    let devdir = b.path().join("devdir");
+    std::fs::create_dir(&devdir).unwrap();
+    std::fs::write(devdir.join("precious"), "keep me").unwrap();
+    dev_bound_from(
+        &mut b,
+        &devdir,
+        json!([{"path": "/dev/precious", "type": "c", "major": 1, "minor": 3}]),
+    );
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/dev/precious") && err.contains("regular file"),
+        "{err}"
+    );
+    let meta = std::fs::symlink_metadata(devdir.join("precious")).unwrap();
+    assert!(meta.is_file(), "replaced by {:?}", meta.file_type());
+    assert_eq!(std::fs::read(devdir.join("precious")).unwrap(), b"keep me");
+    rt.assert_no_leaks(&id, &b);
+
+    // The same node already there (char 1:3) is kept as it is: same inode.
+    let mut b = Bundle::new().args(&["true"]);
+    let devdir = b.path().join("devdir");
+    std::fs::create_dir(&devdir).unwrap();
+    let null = devdir.join("null");
+    let made = std::process::Command::new("mknod")
+        .args([null.to_str().unwrap(), "c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let ino = std::fs::metadata(&null).unwrap().ino();
+    dev_bound_from(
+        &mut b,
+        &devdir,
+        json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}]),
+    );
+    let (code, _, err) = Runtime::skiff().run_leak_checked(&b);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::metadata(&null).unwrap().ino(),
+        ino,
+        "node replaced"
+    );
+}
+
+#[test]
+fn device_path_outside_dev_is_refused() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut b = Bundle::new();
+    let precious = b.rootfs().join("etc/precious");
+    std::fs::create_dir_all(precious.parent().unwrap()).unwrap();
+    std::fs::write(&precious, "keep me").unwrap();
+    b.config_mut()["linux"]["devices"] = json!([
+        {"path": "/dev/null", "type": "c", "major": 1, "minor": 3},
+        {"path": "/dev/../etc/precious", "type": "c", "major": 1, "minor": 3}
+    ]);
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("linux.devices") && err.contains("/dev/../etc/precious"),
+        "{err}"
+    );
+    let meta = std::fs::symlink_metadata(&precious).unwrap();
+    assert!(meta.is_file(), "replaced by {:?}", meta.file_type());
+    assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
+    rt.assert_no_leaks(&id, &b);
+}
