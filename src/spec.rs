@@ -215,21 +215,22 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
             {"type": "cgroup"}, {"type": "user"}
         ]);
         linux.as_object_mut().map(|o| o.remove("resources"));
-        let mounts = v["mounts"].as_array_mut().expect("mounts is an array");
-        mounts.retain(|m| m["destination"] != "/sys" && m["destination"] != "/sys/fs/cgroup");
-        mounts.push(
-            serde_json::json!({"destination": "/sys", "type": "none", "source": "/sys",
-            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
-        );
-        for m in mounts.iter_mut() {
-            if m["destination"] == "/dev/pts" {
-                m["options"] = serde_json::json!([
-                    "nosuid",
-                    "noexec",
-                    "newinstance",
-                    "ptmxmode=0666",
-                    "mode=0620"
-                ]);
+        if let Some(mounts) = v["mounts"].as_array_mut() {
+            mounts.retain(|m| m["destination"] != "/sys" && m["destination"] != "/sys/fs/cgroup");
+            mounts.push(
+                serde_json::json!({"destination": "/sys", "type": "none", "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+            );
+            for m in mounts.iter_mut() {
+                if m["destination"] == "/dev/pts" {
+                    m["options"] = serde_json::json!([
+                        "nosuid",
+                        "noexec",
+                        "newinstance",
+                        "ptmxmode=0666",
+                        "mode=0620"
+                    ]);
+                }
             }
         }
     }

@@ -320,7 +320,6 @@ fn kill_all_in(cg: &dyn Manager, sig: Signal) {
 
 pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> {
     let c = Container::load(g, id)?;
-    let signal = Signal::try_from(sig).ok();
     if all {
         if let Some(cg) = c.cgroup() {
             let frozen_before = c.status == Status::Paused;
@@ -339,7 +338,6 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
             return Ok(());
         }
     }
-    let _ = signal;
     match c.status {
         Status::Stopped => bail!("container not running"),
         _ => {

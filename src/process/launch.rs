@@ -85,19 +85,7 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
     let mut cmd = Command::new(exe);
     cmd.arg0("skiff").arg("init");
     cmd.env(SYNC_FD_ENV, theirs_fd.as_raw_fd().to_string());
-    // SAFETY of the closure: it only calls fcntl (async-signal-safe) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for fd in &inherit {
-                crate::sys::clear_cloexec(*fd)?;
-            }
-            // execCPUAffinity.initial: where init runs until it joins the cgroup.
-            if let Some(cpus) = &initial_cpus {
-                nix::sched::sched_setaffinity(Pid::from_raw(0), cpus)?;
-            }
-            Ok(())
-        });
-    }
+    crate::sys::inherit_fds_and_affinity(&mut cmd, inherit, initial_cpus);
     let child = cmd.spawn().ctx(|| format!("start init ({exe})"))?;
     let stage1 = child.id() as i32;
     drop(theirs_fd);

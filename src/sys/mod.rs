@@ -157,3 +157,26 @@ pub fn reset_signal_state() -> Result<()> {
         .thread_set_mask()
         .ctx(|| "unblock signals")
 }
+
+/// Between fork and exec of `skiff init`: clear FD_CLOEXEC on the fds init
+/// inherits by number, and pin it to execCPUAffinity.initial if set.
+pub fn inherit_fds_and_affinity(
+    cmd: &mut std::process::Command,
+    fds: Vec<RawFd>,
+    cpus: Option<nix::sched::CpuSet>,
+) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe calls (fcntl, sched_setaffinity) on its own values.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &fds {
+                clear_cloexec(*fd)?;
+            }
+            if let Some(cpus) = &cpus {
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), cpus)?;
+            }
+            Ok(())
+        });
+    }
+}
