@@ -104,14 +104,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         std::fs::canonicalize(&o.bundle).ctx(|| format!("bundle {}", o.bundle.display()))?;
     let spec = spec::load(&bundle)?;
     let rootfs = spec::rootfs(&spec, &bundle)?;
-    let process = spec.process().clone().unwrap_or_default();
-    let terminal = process.terminal().unwrap_or(false);
-    if terminal && o.console_socket.is_none() && !o.foreground {
-        bail!("cannot allocate tty if skiff will detach without setting console socket");
-    }
-    if !terminal && o.console_socket.is_some() {
-        bail!("cannot use console socket if skiff will not detach or allocate tty");
-    }
+    check_terminal(&spec, o)?;
     let linux = spec.linux().clone().unwrap_or_default();
     let nss = linux.namespaces().clone().unwrap_or_default();
     if !crate::namespaces::has(&nss, oci_spec::runtime::LinuxNamespaceType::Mount) {
@@ -139,47 +132,13 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         armed: true,
     };
     st.write_json(id, store::CONFIG_FILE, &spec)?;
-    let fifo_path = dir.join(store::FIFO_FILE);
-    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
-        .ctx(|| format!("mkfifo {}", fifo_path.display()))?;
-    // Exact mode despite our umask: init opens it for writing after switching to
-    // the container's (possibly unprivileged) user.
-    std::fs::set_permissions(
-        &fifo_path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o622),
-    )
-    .ctx(|| format!("chmod {}", fifo_path.display()))?;
-    let fifo = nix::fcntl::open(
-        &fifo_path,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .ctx(|| format!("open {}", fifo_path.display()))?;
+    let fifo = make_exec_fifo(&dir)?;
     let console = match &o.console_socket {
         Some(p) => Some(crate::process::tty::connect_console_socket(p)?),
         None => None,
     };
-    let state = State {
-        id: id.to_string(),
-        pid: 0,
-        init_start_time: 0,
-        bundle: bundle.clone(),
-        rootfs: rootfs.clone(),
-        created: crate::logging::rfc3339_now(),
-        owner: owner_name(),
-        annotations: spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        cgroup_path: cg_box
-            .as_ref()
-            .map(|c| c.path().to_string())
-            .unwrap_or_default(),
-        systemd_cgroup: g.systemd_cgroup,
-        creating: true,
-    };
+    let cgroup_path = cg_box.as_ref().map(|c| c.path().to_string());
+    let state = new_state(g, id, &spec, &bundle, &rootfs, cgroup_path);
     // Written before any cgroup exists, so a `create` killed at any point
     // leaves state that `delete --force` can clean up from.
     st.write_json(id, store::STATE_FILE, &state)?;
@@ -228,9 +187,72 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     Ok(pid)
 }
 
-fn owner_name() -> String {
-    // runc reports the owner for rootless containers only; root's is empty.
-    String::new()
+/// A terminal needs somewhere to go: a console socket, or `run` in the
+/// foreground; a console socket without a terminal is a caller's mistake.
+fn check_terminal(spec: &Spec, o: &CreateOpts) -> Result<()> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && o.console_socket.is_none() && !o.foreground {
+        bail!("cannot allocate tty if skiff will detach without setting console socket");
+    }
+    if !terminal && o.console_socket.is_some() {
+        bail!("cannot use console socket if skiff will not detach or allocate tty");
+    }
+    Ok(())
+}
+
+/// The create/start handshake fifo in the state dir, and an O_PATH handle on it
+/// for init to reopen for writing once set up.
+fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
+    let fifo_path = dir.join(store::FIFO_FILE);
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("mkfifo {}", fifo_path.display()))?;
+    // Exact mode despite our umask: init opens it for writing after switching to
+    // the container's (possibly unprivileged) user.
+    std::fs::set_permissions(
+        &fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .ctx(|| format!("chmod {}", fifo_path.display()))?;
+    nix::fcntl::open(
+        &fifo_path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open {}", fifo_path.display()))
+}
+
+/// The state of a container being created (no init PID yet).
+fn new_state(
+    g: &Globals,
+    id: &str,
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    cgroup_path: Option<String>,
+) -> State {
+    State {
+        id: id.to_string(),
+        pid: 0,
+        init_start_time: 0,
+        bundle: bundle.to_path_buf(),
+        rootfs: rootfs.to_path_buf(),
+        created: crate::logging::rfc3339_now(),
+        // runc's `state` reports an owner for rootless containers only.
+        owner: String::new(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup_path: cgroup_path.unwrap_or_default(),
+        systemd_cgroup: g.systemd_cgroup,
+        creating: true,
+    }
 }
 
 /// Release init: read the byte it writes into the exec fifo once we open it.
