@@ -73,6 +73,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
         bail!("domainname requires a UTS namespace");
     }
     if let Some(linux) = spec.linux() {
+        crate::rootfs::devices::check_spec(linux.devices().as_deref().unwrap_or_default())?;
         let has_user = namespaces::has(&nss, LinuxNamespaceType::User);
         let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
             || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());

@@ -75,7 +75,6 @@ pub fn check_path(p: &Path) -> std::result::Result<(), &'static str> {
 /// (`linux.devices[2].path`), so a bad one fails before anything is made.
 // Meant for spec::validate (another owner's file): until it calls this,
 // from_spec refuses the same paths without the index.
-#[allow(dead_code)]
 pub fn check_spec(devices: &[LinuxDevice]) -> Result<()> {
     for (i, d) in devices.iter().enumerate() {
         if let Err(why) = check_path(d.path()) {

@@ -90,10 +90,12 @@ pub fn join_session_keyring(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Take ownership of an inherited descriptor.
+/// Take ownership of a descriptor we were given: inherited by number, or just
+/// received with SCM_RIGHTS.
 pub fn owned_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: used only for descriptors handed to this process by number (the
-    // sync socket and fifo passed to init), which nothing else owns or closes.
+    // sync socket and fifo passed to init) or installed for us by the kernel in
+    // a recvmsg just made; nothing else owns or closes them.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
