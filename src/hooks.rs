@@ -73,10 +73,16 @@ fn run_one(h: &Hook, state_json: &str) -> Result<()> {
             cmd.env(k, v);
         }
     }
+    // stdout and stderr share one pipe, read by one thread: two pipes read one
+    // after the other would stall a hook that fills the second first.
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    let err_w = out_w.try_clone().ctx(|| "dup pipe")?;
     cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::from(out_w))
+        .stderr(Stdio::from(err_w));
     let mut child = cmd.spawn().ctx(|| "start")?;
+    // Our copies of the write ends live in `cmd`: drop them so EOF can come.
+    drop(cmd);
     // The timeout covers the whole hook, feeding it the state included: a hook
     // that never reads stdin must not hang us on a state bigger than a pipe.
     let deadline = h
@@ -87,16 +93,10 @@ fn run_one(h: &Hook, state_json: &str) -> Result<()> {
         Some(stdin) => Some(StdinFeed::new(stdin, state_json.as_bytes()).ctx(|| "stdin")?),
         None => None,
     };
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
+    let mut out = std::fs::File::from(out_r);
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_string(&mut s);
-        }
-        if let Some(e) = err.as_mut() {
-            let _ = e.read_to_string(&mut s);
-        }
+        let _ = out.read_to_string(&mut s);
         s
     });
     let mut nap = Duration::from_micros(200);
@@ -127,7 +127,16 @@ fn run_one(h: &Hook, state_json: &str) -> Result<()> {
     // Output is only of interest on failure; a hook that leaves a child holding
     // its pipes must not hang us, so give the reader a moment only.
     let output = wait_reader(reader, Duration::from_millis(200));
-    let output = output.trim();
+    let mut output = output.trim();
+    // The end of a long output is what explains the failure; keep the log line sane.
+    const KEEP: usize = 4096;
+    if output.len() > KEEP {
+        let mut cut = output.len() - KEEP;
+        while !output.is_char_boundary(cut) {
+            cut += 1;
+        }
+        output = &output[cut..];
+    }
     if output.is_empty() {
         bail!("{status}")
     } else {
@@ -235,6 +244,21 @@ mod tests {
         run_all(&[h], Kind::CreateRuntime, &state).unwrap();
         assert_eq!(std::fs::read_to_string(&d).unwrap(), state);
         std::fs::remove_file(&d).unwrap();
+    }
+
+    #[test]
+    fn a_hook_flooding_stderr_does_not_stall() {
+        // More than a pipe's worth on stderr while stdout stays open.
+        let h = sh("head -c 300000 /dev/zero | tr '\\0' x >&2; exit 3", Some(5));
+        let t = Instant::now();
+        let e = run_all(&[h], Kind::Poststop, "{}").unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(
+            e.message().contains("exit status: 3"),
+            "{}",
+            &e.message()[..80]
+        );
+        assert!(e.message().len() < 5000, "the output is cut to its end");
     }
 
     #[test]
