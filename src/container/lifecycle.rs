@@ -293,13 +293,17 @@ fn read_fifo(path: &Path, pid: i32, start_time: u64) -> Result<()> {
         .custom_flags_nonblock()
         .open(path)
         .ctx(|| format!("open exec fifo {}", path.display()))?;
+    // Phase 1: init's one byte (it is released); phase 2: EOF, when execve
+    // closes init's end (the user process runs; poststart may follow).
+    let mut released = false;
     loop {
         let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
         let n = poll(&mut fds, PollTimeout::from(100u16)).ctx(|| "poll exec fifo")?;
         if n > 0 {
             let mut b = [0u8; 1];
             match nix::unistd::read(&f, &mut b) {
-                Ok(1) => return Ok(()),
+                Ok(1) => released = true,
+                Ok(_) if released => return Ok(()),
                 Ok(_) => bail!("cannot start container: init exited before start"),
                 Err(nix::errno::Errno::EAGAIN) => {}
                 Err(e) => bail!("read exec fifo: {e}"),
@@ -307,6 +311,8 @@ fn read_fifo(path: &Path, pid: i32, start_time: u64) -> Result<()> {
         }
         match proc_start_time(pid) {
             Some((t, false)) if t == start_time => {}
+            // Released, then gone: the process ran (and already exited).
+            _ if released => return Ok(()),
             _ => bail!("cannot start container: init process {pid} is gone"),
         }
     }

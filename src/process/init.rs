@@ -414,7 +414,11 @@ pub fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
 
 /// Open the exec fifo for writing (blocks until `start` opens it for reading)
 /// and write the one byte that tells `start` we are about to exec.
-pub fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+/// The returned write end stays open until execve closes it (O_CLOEXEC):
+/// `start` reads to EOF, so it knows the user process has been executed before
+/// it runs the poststart hooks (runtime-spec: "after the user-specified process
+/// is executed").
+pub fn wait_for_start(fifo: &OwnedFd) -> Result<std::fs::File> {
     let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
     let mode = nix::sys::stat::Mode::empty();
     let name = fifo.as_raw_fd().to_string();
@@ -426,7 +430,7 @@ pub fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
     let f = std::fs::File::from(fd);
     use std::io::Write;
     (&f).write_all(&[0]).ctx(|| "write exec fifo")?;
-    Ok(())
+    Ok(f)
 }
 
 pub fn env_of(process: &Process) -> Vec<String> {

@@ -178,7 +178,9 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     ch.send(&FromInit::Ready)?;
     if !cfg.exec {
         let fifo = sys::owned_fd(cfg.fifo_fd.unwrap_or(-1));
-        wait_for_start(&fifo)?;
+        // Held (CLOEXEC) until execve: its closing tells `start` we exec'd.
+        let started = wait_for_start(&fifo)?;
+        std::mem::forget(started);
         drop(fifo);
         let sc = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::StartContainer);
         if !sc.is_empty() {
