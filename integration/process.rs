@@ -278,3 +278,30 @@ fn a_failing_namespace_join_names_the_path() {
     );
     rt.assert_no_leaks(&id, &b);
 }
+
+#[test]
+fn poststart_runs_after_the_process_is_executed() {
+    if skip_unless_root() {
+        return;
+    }
+    // The poststart hook looks at what the container's PID is running: it must
+    // already be the user's program, not skiff's init.
+    let rt = Runtime::skiff();
+    let mut b = Bundle::new().args(&["sleep", "30"]);
+    let log = b.path().join("exe.log");
+    let script = format!(
+        "read -r s; pid=$(echo \"$s\" | grep -o '\"pid\":[0-9]*' | cut -d: -f2); readlink /proc/$pid/exe > {}",
+        log.display()
+    );
+    b.config_mut()["hooks"] =
+        json!({"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]});
+    let id = rt.new_id();
+    for _ in 0..5 {
+        assert!(rt.create(&id, &b).status.success());
+        assert!(rt.start(&id).status.success());
+        let exe = std::fs::read_to_string(&log).unwrap();
+        assert!(exe.trim_end().ends_with("busybox"), "poststart saw {exe:?}");
+        assert!(rt.delete_force(&id).status.success());
+    }
+    rt.assert_no_leaks(&id, &b);
+}
