@@ -83,55 +83,13 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
         super::tty::setup_console(cfg, process)?;
     }
     super::tty::fix_stdio_owner(process.user().uid())?;
-    for r in process.rlimits().clone().unwrap_or_default() {
-        sys::setrlimit(rlimit_number(r.typ()), r.soft(), r.hard()).ctx(|| {
-            format!(
-                "setrlimit {:?} soft={} hard={}",
-                r.typ(),
-                r.soft(),
-                r.hard()
-            )
-        })?;
-    }
-    if let Some(adj) = process.oom_score_adj() {
-        sys::procfs::write_self("oom_score_adj", adj.to_string().as_bytes())
-            .ctx(|| format!("set oom_score_adj {adj}"))?;
-    }
+    set_limits(process)?;
     let mut env = env_of(process);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(process.user().uid())));
     }
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
-    // CVE-2024-21626: a cwd reached through a leaked host fd shows up as an
-    // unreachable path; refuse anything that is not inside our root.
-    match nix::unistd::getcwd() {
-        Ok(p) if p.is_absolute() => {}
-        _ => bail!("cwd {} is outside the container root", cwd.display()),
-    }
-    // Settings that need privileges the capability drop below may take away.
-    if let Some(s) = process.scheduler() {
-        task::set_scheduler(s)?;
-    }
-    if let Some(io) = process.io_priority() {
-        task::set_io_priority(io)?;
-    }
-    if cfg.exec {
-        task::set_final_affinity(process)?;
-    }
-    if let Some(p) = linux.personality() {
-        task::set_personality(p)?;
-    }
-    if let Some(p) = process
-        .apparmor_profile()
-        .as_deref()
-        .filter(|p| !p.is_empty())
-    {
-        lsm::apply_apparmor(p)?;
-    }
-    if let Some(l) = process.selinux_label().as_deref().filter(|p| !p.is_empty()) {
-        lsm::apply_selinux_exec_label(l)?;
-    }
+    enter_cwd(process)?;
+    apply_task_settings(cfg, process, &linux)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     // Compiled now, so a bad profile fails `create` with a message; loaded as
     // late as possible below. Kept alive until execve: freeing it after the
@@ -197,6 +155,71 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     }
     let e = nix::unistd::execve(&exe_c[0], &argv, &envp).unwrap_err();
     bail!("exec {}: {e}", Path::new(&exe).display())
+}
+
+/// rlimits and the OOM score, while we still may raise them.
+fn set_limits(process: &Process) -> Result<()> {
+    for r in process.rlimits().clone().unwrap_or_default() {
+        sys::setrlimit(rlimit_number(r.typ()), r.soft(), r.hard()).ctx(|| {
+            format!(
+                "setrlimit {:?} soft={} hard={}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            )
+        })?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        sys::procfs::write_self("oom_score_adj", adj.to_string().as_bytes())
+            .ctx(|| format!("set oom_score_adj {adj}"))?;
+    }
+    Ok(())
+}
+
+/// chdir into process.cwd, checked to be inside the container's root.
+fn enter_cwd(process: &Process) -> Result<()> {
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
+    // CVE-2024-21626: a cwd reached through a leaked host fd shows up as an
+    // unreachable path; refuse anything that is not inside our root.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => bail!("cwd {} is outside the container root", cwd.display()),
+    }
+    Ok(())
+}
+
+/// Scheduler, I/O priority, CPU affinity, personality and LSM labels: settings
+/// that need privileges the capability drop may take away.
+fn apply_task_settings(
+    cfg: &InitConfig,
+    process: &Process,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<()> {
+    // Settings that need privileges the capability drop below may take away.
+    if let Some(s) = process.scheduler() {
+        task::set_scheduler(s)?;
+    }
+    if let Some(io) = process.io_priority() {
+        task::set_io_priority(io)?;
+    }
+    if cfg.exec {
+        task::set_final_affinity(process)?;
+    }
+    if let Some(p) = linux.personality() {
+        task::set_personality(p)?;
+    }
+    if let Some(p) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        lsm::apply_apparmor(p)?;
+    }
+    if let Some(l) = process.selinux_label().as_deref().filter(|p| !p.is_empty()) {
+        lsm::apply_selinux_exec_label(l)?;
+    }
+    Ok(())
 }
 
 fn send_notify_fd(ch: &Channel, fd: Option<std::os::fd::OwnedFd>) -> Result<()> {
