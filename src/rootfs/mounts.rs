@@ -152,75 +152,98 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
     } else {
         ctx.root.mkdir_all(dest, 0o755)?
     };
-    let tpath = fd_path(&target);
     if bind {
-        let f = p.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
-        mount(Some(&src), tpath.as_str(), None::<&str>, f, None::<&str>).ctx(|| shown.clone())?;
-        let extra = p.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-        if !extra.is_empty() {
-            // Re-resolve: the old fd names the directory under the new mount.
-            let newfd = ctx
-                .root
-                .resolve(dest)
-                .ctx(|| format!("open {}", dest.display()))?;
-            remount_bind_fd(&newfd, dest, extra, p.cleared)?;
-        }
+        bind_mount(ctx, dest, &src, &target, &p, &shown)?;
     } else {
-        let flags = p.flags;
-        let data = (!p.data.is_empty()).then_some(p.data.as_str());
-        // tmpcopyup: keep a handle on what the tmpfs is about to cover.
-        let below = if p.tmpcopyup && typ == "tmpfs" {
-            Some(
-                nix::fcntl::openat(
-                    target.as_fd(),
-                    ".",
-                    OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .ctx(|| format!("open {} for tmpcopyup", dest.display()))?,
-            )
-        } else {
-            None
-        };
-        let srcs = m
-            .source()
-            .as_ref()
-            .map(|s| s.display().to_string())
-            .unwrap_or_else(|| typ.clone());
-        match mount(
-            Some(srcs.as_str()),
-            tpath.as_str(),
-            Some(typ.as_str()),
-            flags,
-            data,
-        ) {
-            Ok(()) => {}
-            // sysfs cannot be mounted from a user namespace that does not own the
-            // network namespace: show the host's read-only, as runc does.
-            Err(Errno::EPERM) if typ == "sysfs" && ctx.in_userns => {
-                mount(
-                    Some("/sys"),
-                    tpath.as_str(),
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .ctx(|| format!("bind /sys onto {}", dest.display()))?;
-                let newfd = ctx.root.resolve(dest)?;
-                remount_bind_fd(&newfd, dest, flags | MsFlags::MS_RDONLY, p.cleared)?;
-            }
-            Err(e) => bail!("{shown}: {e}"),
-        }
-        if let Some(below) = below {
-            let top = ctx
-                .root
-                .resolve(dest)
-                .ctx(|| format!("open {}", dest.display()))?;
-            copy_tree(Path::new(&fd_path(&below)), Path::new(&fd_path(&top)))
-                .ctx(|| format!("tmpcopyup into {}", dest.display()))?;
-        }
+        fs_mount(ctx, m, &typ, &target, &p, &shown)?;
     }
     apply_propagation(ctx.root, dest, &p.propagation)
+}
+
+/// A bind mount, then a remount for the flags a bind ignores (ro, nosuid, ...).
+fn bind_mount(
+    ctx: &MountCtx,
+    dest: &Path,
+    src: &Path,
+    target: &OwnedFd,
+    p: &Parsed,
+    shown: &str,
+) -> Result<()> {
+    let tpath = fd_path(target);
+    let f = p.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+    mount(Some(src), tpath.as_str(), None::<&str>, f, None::<&str>).ctx(|| shown.to_string())?;
+    let extra = p.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        // Re-resolve: the old fd names the directory under the new mount.
+        let newfd = ctx
+            .root
+            .resolve(dest)
+            .ctx(|| format!("open {}", dest.display()))?;
+        remount_bind_fd(&newfd, dest, extra, p.cleared)?;
+    }
+    Ok(())
+}
+
+/// A filesystem mount (proc, tmpfs, sysfs, ...), with tmpcopyup and the sysfs
+/// fallback for user namespaces.
+fn fs_mount(
+    ctx: &MountCtx,
+    m: &Mount,
+    typ: &str,
+    target: &OwnedFd,
+    p: &Parsed,
+    shown: &str,
+) -> Result<()> {
+    let dest = m.destination();
+    let tpath = fd_path(target);
+    let flags = p.flags;
+    let data = (!p.data.is_empty()).then_some(p.data.as_str());
+    // tmpcopyup: keep a handle on what the tmpfs is about to cover.
+    let below = if p.tmpcopyup && typ == "tmpfs" {
+        Some(
+            nix::fcntl::openat(
+                target.as_fd(),
+                ".",
+                OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx(|| format!("open {} for tmpcopyup", dest.display()))?,
+        )
+    } else {
+        None
+    };
+    let srcs = m
+        .source()
+        .as_ref()
+        .map(|s| s.display().to_string())
+        .unwrap_or_else(|| typ.to_string());
+    match mount(Some(srcs.as_str()), tpath.as_str(), Some(typ), flags, data) {
+        Ok(()) => {}
+        // sysfs cannot be mounted from a user namespace that does not own the
+        // network namespace: show the host's read-only, as runc does.
+        Err(Errno::EPERM) if typ == "sysfs" && ctx.in_userns => {
+            mount(
+                Some("/sys"),
+                tpath.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .ctx(|| format!("bind /sys onto {}", dest.display()))?;
+            let newfd = ctx.root.resolve(dest)?;
+            remount_bind_fd(&newfd, dest, flags | MsFlags::MS_RDONLY, p.cleared)?;
+        }
+        Err(e) => bail!("{shown}: {e}"),
+    }
+    if let Some(below) = below {
+        let top = ctx
+            .root
+            .resolve(dest)
+            .ctx(|| format!("open {}", dest.display()))?;
+        copy_tree(Path::new(&fd_path(&below)), Path::new(&fd_path(&top)))
+            .ctx(|| format!("tmpcopyup into {}", dest.display()))?;
+    }
+    Ok(())
 }
 
 fn apply_propagation(root: &Root, dest: &Path, props: &[MsFlags]) -> Result<()> {
