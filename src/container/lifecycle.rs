@@ -432,24 +432,26 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     let _lock = st.lock(id)?;
     c.refresh();
     // Whether killing init is enough, and the cgroup may hold others' processes.
-    let own_ns = has_own_pid_ns(&c) && c.state.pid > 0;
+    // The frozen config, read once: it says whether the container has its own
+    // PID namespace and which poststop hooks to run.
+    let spec = c.store.read_json::<Spec>(id, store::CONFIG_FILE).ok();
+    let own_ns = spec.as_ref().is_some_and(has_own_pid_ns) && c.state.pid > 0;
     match c.status {
         Status::Stopped => {}
         Status::Created | Status::Creating => stop(&c, own_ns)?,
         Status::Running | Status::Paused if force => stop(&c, own_ns)?,
         s => bail!("cannot delete container {id} that is not stopped: {s}"),
     }
-    destroy(&c, own_ns)
+    destroy(&c, own_ns, spec.as_ref())
 }
 
 /// Whether the container has a PID namespace of its own: then killing its init
 /// kills everything in it, and its cgroup may hold processes that are not its
 /// own (a cgroupsPath shared with other containers), which we must not touch.
-fn has_own_pid_ns(c: &Container) -> bool {
-    c.store
-        .read_json::<Spec>(c.id(), store::CONFIG_FILE)
-        .ok()
-        .and_then(|s| s.linux().as_ref()?.namespaces().clone())
+fn has_own_pid_ns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
         .is_some_and(|nss| {
             nss.iter().any(|n| {
                 n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid
@@ -485,7 +487,7 @@ fn stop(c: &Container, own_ns: bool) -> Result<()> {
 }
 
 /// Poststop hooks, cgroup removal, state removal.
-fn destroy(c: &Container, own_ns: bool) -> Result<()> {
+fn destroy(c: &Container, own_ns: bool, spec: Option<&Spec>) -> Result<()> {
     if let Some(cg) = c.cgroup() {
         if own_ns {
             // The kernel kills the rest of the PID namespace once init is gone;
@@ -496,36 +498,34 @@ fn destroy(c: &Container, own_ns: bool) -> Result<()> {
                     "cgroup {} still has other processes: left in place",
                     cg.path()
                 );
-                return remove_state(c);
+                return remove_state(c, spec);
             }
         } else {
             kill_all_in(cg.as_ref(), Signal::SIGKILL);
         }
         cg.destroy()?;
     }
-    remove_state(c)
+    remove_state(c, spec)
 }
 
 /// Poststop hooks, then the state directory.
-fn remove_state(c: &Container) -> Result<()> {
-    run_poststop_hooks(c);
+fn remove_state(c: &Container, spec: Option<&Spec>) -> Result<()> {
+    if let Some(spec) = spec {
+        run_poststop_hooks(c, spec);
+    }
     c.store.remove(c.id())
 }
 
 /// Poststop hooks: a failing one only warns, and the others still run.
-fn run_poststop_hooks(c: &Container) {
-    if let Ok(spec) = c.store.read_json::<Spec>(c.id(), store::CONFIG_FILE) {
-        let ps = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::Poststop);
-        if !ps.is_empty() {
-            let json = serde_json::to_string(&c.state.to_oci(Status::Stopped)).unwrap_or_default();
-            // A failing poststop hook only warns, and the others still run.
-            for (i, h) in ps.iter().enumerate() {
-                if let Err(e) =
-                    hooks::run_all(std::slice::from_ref(h), hooks::Kind::Poststop, &json)
-                {
-                    log::warn!("{}", e.message().replacen("#0", &format!("#{i}"), 1));
-                }
-            }
+fn run_poststop_hooks(c: &Container, spec: &Spec) {
+    let ps = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::Poststop);
+    if ps.is_empty() {
+        return;
+    }
+    let json = serde_json::to_string(&c.state.to_oci(Status::Stopped)).unwrap_or_default();
+    for (i, h) in ps.iter().enumerate() {
+        if let Err(e) = hooks::run_all(std::slice::from_ref(h), hooks::Kind::Poststop, &json) {
+            log::warn!("{}", e.message().replacen("#0", &format!("#{i}"), 1));
         }
     }
 }
