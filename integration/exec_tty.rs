@@ -1,12 +1,12 @@
 //! exec, terminals and stdio, and what engines read (json logs, features,
 //! state): checked the way containerd and conmon use them.
 
-use crate::support::{skip_unless_root, Bundle, OutputExt, Runtime};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use crate::support::{recv_with_fds, skip_unless_root, Bundle, OutputExt, Runtime};
+
 use serde_json::{json, Value};
 use std::fs::{self, File};
-use std::io::{IoSliceMut, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -31,28 +31,10 @@ fn init_pid(rt: &Runtime, id: &str) -> i32 {
 /// Receives the one fd of a console-socket message, and the data that came with it.
 fn recv_master(listener: &UnixListener) -> (OwnedFd, Vec<u8>) {
     let (conn, _) = listener.accept().expect("accept console connection");
-    let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .expect("recvmsg on console socket");
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().expect("cmsgs") {
-        if let ControlMessageOwned::ScmRights(f) = c {
-            fds.extend(f);
-        }
-    }
-    let n = msg.bytes;
+    let (data, mut fds) = recv_with_fds(&conn);
     assert_eq!(fds.len(), 1, "exactly one fd in the console message");
-    assert!(n > 0, "the console message carries data");
-    // SAFETY: the kernel just installed this descriptor for us.
-    let fd = unsafe { OwnedFd::from_raw_fd(fds[0]) };
-    (fd, buf[..n].to_vec())
+    assert!(!data.is_empty(), "the console message carries data");
+    (fds.remove(0), data)
 }
 
 /// Everything read from a pty master until it hangs up (EIO) or `max` passes.

@@ -8,7 +8,7 @@ use crate::support::*;
 use serde_json::json;
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -473,26 +473,8 @@ fn dev_console_symlink_does_not_redirect_the_console_mount() {
 
 /// The console socket protocol: one message with the master fd.
 fn recv_console(conn: &std::os::unix::net::UnixStream) -> (Vec<u8>, OwnedFd) {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut buf = [0u8; 4096];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .unwrap();
-    let mut fd = None;
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the kernel just installed this fd for us.
-            fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-        }
-    }
-    let n = msg.bytes;
-    (buf[..n].to_vec(), fd.expect("no master fd"))
+    let (data, fds) = recv_with_fds(conn);
+    (data, fds.into_iter().next().expect("no master fd"))
 }
 
 // ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ use crate::security::{hex, run, seccomp, set_caps, sh, status_field, TempDir};
 use crate::support::*;
 use serde_json::{json, Value};
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
@@ -284,33 +284,19 @@ fn seccomp_without_no_new_privileges_is_loaded_while_privileged() {
 
 /// Receive one message with one fd (SCM_RIGHTS) and its payload, to EOF.
 fn recv_state_and_fd(conn: &std::os::unix::net::UnixStream) -> (Value, OwnedFd) {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut data = Vec::new();
     let mut fd = None;
     loop {
-        let mut buf = [0u8; 4096];
-        let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let msg = recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .expect("recvmsg from runtime");
-        for c in msg.cmsgs().expect("cmsgs") {
-            if let ControlMessageOwned::ScmRights(fds) = c {
-                assert_eq!(fds.len(), 1, "exactly one fd");
-                assert!(fd.is_none(), "fds only in the first message");
-                // SAFETY: the kernel just installed this fd for us.
-                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-            }
+        let (chunk, mut fds) = recv_with_fds(conn);
+        if !fds.is_empty() {
+            assert_eq!(fds.len(), 1, "exactly one fd");
+            assert!(fd.is_none(), "fds only in the first message");
+            fd = Some(fds.remove(0));
         }
-        let n = msg.bytes;
-        if n == 0 {
+        if chunk.is_empty() {
             break;
         }
-        data.extend_from_slice(&buf[..n]);
+        data.extend_from_slice(&chunk);
     }
     let v = serde_json::from_slice(&data).unwrap_or_else(|e| panic!("{e}: {}", text(&data)));
     (v, fd.expect("no seccomp fd received"))

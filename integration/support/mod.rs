@@ -703,6 +703,34 @@ pub fn assert_no_leaks(id: &str, root: &Path, bundle: &Path) {
     );
 }
 
+/// One recvmsg on a unix socket: the data and every fd sent with SCM_RIGHTS
+/// (console sockets, seccomp notify listeners). Empty data means EOF.
+pub fn recv_with_fds(
+    conn: &std::os::unix::net::UnixStream,
+) -> (Vec<u8>, Vec<std::os::fd::OwnedFd>) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    let mut buf = [0u8; 4096];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .expect("recvmsg");
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().expect("cmsgs") {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: the kernel just installed these descriptors for us.
+            fds.extend(raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+        }
+    }
+    let n = msg.bytes;
+    (buf[..n].to_vec(), fds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
