@@ -69,7 +69,17 @@ impl Container {
         if self.state.cgroup_path.is_empty() {
             return None;
         }
-        cgroups::load(&self.state.cgroup_path, self.state.systemd_cgroup).ok()
+        // A stored path that no longer loads would otherwise leak the cgroup
+        // silently on delete: say so.
+        cgroups::load(&self.state.cgroup_path, self.state.systemd_cgroup)
+            .map_err(|e| {
+                log::warn!(
+                    "container {}: cgroup {}: {e}",
+                    self.id(),
+                    self.state.cgroup_path
+                )
+            })
+            .ok()
     }
 
     pub fn refresh(&mut self) {
