@@ -204,8 +204,11 @@ fn check_terminal(spec: &Spec, o: &CreateOpts) -> Result<()> {
     Ok(())
 }
 
-/// The create/start handshake fifo in the state dir, and an O_PATH handle on it
-/// for init to reopen for writing once set up.
+/// The create/start handshake fifo in the state dir, opened read-write for
+/// init (a fifo open for reading and writing never blocks) and shrunk to one
+/// page: init's one byte then fills it, so init learns that `start` has read
+/// the byte by the fifo becoming writable again. init never reopens the fifo
+/// through a path or /proc, and holds no procfs handle while it waits.
 fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
     let fifo_path = dir.join(store::FIFO_FILE);
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
@@ -217,12 +220,16 @@ fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
         std::os::unix::fs::PermissionsExt::from_mode(0o622),
     )
     .ctx(|| format!("chmod {}", fifo_path.display()))?;
-    nix::fcntl::open(
+    let fd = nix::fcntl::open(
         &fifo_path,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .ctx(|| format!("open {}", fifo_path.display()))
+    .ctx(|| format!("open {}", fifo_path.display()))?;
+    // The smallest pipe the kernel makes: one buffer, full after one write.
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096))
+        .ctx(|| format!("fcntl F_SETPIPE_SZ {}", fifo_path.display()))?;
+    Ok(fd)
 }
 
 /// The state of a container being created (no init PID yet).

@@ -18,13 +18,10 @@ use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 pub const SYNC_FD_ENV: &str = "_SKIFF_SYNC_FD";
-
-/// /proc/self/fd of init, kept when the container has no procfs of its own.
-static OWN_FD_DIR: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct InitConfig {
@@ -57,6 +54,14 @@ pub fn main() -> ! {
         }
     };
     std::env::remove_var(SYNC_FD_ENV);
+    // The rule for init: non-dumpable before it touches any namespace of the
+    // container, until execve. A container process can then neither ptrace us
+    // nor open anything through /proc/<pid>/fd (the sync socket, a procfs
+    // handle while we write a sysctl).
+    if let Err(e) = sys::set_non_dumpable() {
+        eprintln!("skiff init: {}", e.message());
+        std::process::exit(1);
+    }
     let ch = Channel::from_raw(fd);
     let err = match stage1(&ch) {
         Ok(never) => match never {},
@@ -78,6 +83,7 @@ fn stage1(ch: &Channel) -> Result<Never> {
     let nss = linux.namespaces().clone().unwrap_or_default();
     let plan = namespaces::plan(&nss)?;
     let mut in_cgroups = false;
+    super::setup::set_oom_score_adj(cfg.spec.process().as_ref())?;
     namespaces::join(&plan.join)?;
     if plan.new_user {
         unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare user namespace")?;
@@ -200,17 +206,6 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
             // Without a private mount namespace every mount would land on the
             // host: only change root (the parent warns that mounts are skipped).
             run_runtime_hooks(ch, cfg)?;
-            // No procfs of our own inside: keep a handle on our fd directory to
-            // reopen the exec fifo through after chroot.
-            let fds = nix::fcntl::open(
-                "/proc/self/fd",
-                nix::fcntl::OFlag::O_PATH
-                    | nix::fcntl::OFlag::O_DIRECTORY
-                    | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .ctx(|| "open /proc/self/fd")?;
-            let _ = OWN_FD_DIR.set(fds);
             nix::unistd::chroot(&cfg.rootfs).ctx(|| format!("chroot {}", cfg.rootfs.display()))?;
             nix::unistd::chdir("/").ctx(|| "chdir /")?;
         }
@@ -222,10 +217,13 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
                 .ctx(|| format!("set domainname {d:?}"))?;
         }
         if let Some(sysctl) = linux.sysctl() {
-            for (k, v) in sysctl {
-                let p = format!("sys/{}", k.replace('.', "/"));
-                sys::procfs::write(&p, v.as_bytes()).ctx(|| format!("sysctl {k}={v}"))?;
-            }
+            sys::procfs::write_all(sysctl.iter().map(|(k, v)| {
+                (
+                    format!("sys/{}", k.replace('.', "/")),
+                    v.as_bytes(),
+                    format!("sysctl {k}={v}"),
+                )
+            }))?;
         }
         if !cfg.no_new_keyring {
             sys::join_session_keyring(&cfg.id)?;
@@ -412,25 +410,38 @@ pub fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
         .collect()
 }
 
-/// Open the exec fifo for writing (blocks until `start` opens it for reading)
-/// and write the one byte that tells `start` we are about to exec.
-/// The returned write end stays open until execve closes it (O_CLOEXEC):
-/// `start` reads to EOF, so it knows the user process has been executed before
-/// it runs the poststart hooks (runtime-spec: "after the user-specified process
-/// is executed").
-pub fn wait_for_start(fifo: &OwnedFd) -> Result<std::fs::File> {
-    let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
-    let mode = nix::sys::stat::Mode::empty();
-    let name = fifo.as_raw_fd().to_string();
-    let fd = match OWN_FD_DIR.get() {
-        Some(dir) => nix::fcntl::openat(dir, name.as_str(), flags, mode),
-        None => nix::fcntl::open(format!("/proc/self/fd/{name}").as_str(), flags, mode),
+/// Tell `start` we are set up: the one byte in the exec fifo (the parent
+/// opened it for us read-write with room for exactly one write, see
+/// `container::lifecycle::make_exec_fifo`). Written before Ready, so it is there
+/// by the time `create` returns.
+pub fn announce_ready(fifo: &OwnedFd) -> Result<()> {
+    nix::unistd::write(fifo, &[0]).ctx(|| "write exec fifo")?;
+    Ok(())
+}
+
+/// Block until `start` has read our byte: the fifo holds one write, so it
+/// becomes writable again exactly then. The fd stays open until execve closes
+/// it (CLOEXEC): `start` reads to EOF, so it knows the user process has been
+/// executed before it runs the poststart hooks (runtime-spec: "after the
+/// user-specified process is executed"). Nothing here goes through a path or
+/// a procfs: init reaches the fifo only through the fd it was given.
+pub fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLOUT)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {
+                let ev = fds[0].revents().unwrap_or(PollFlags::empty());
+                if ev.contains(PollFlags::POLLOUT) {
+                    return Ok(());
+                }
+                bail!("wait for start on the exec fifo: poll returned {ev:?}");
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("wait for start on the exec fifo: poll: {e}"),
+        }
     }
-    .ctx(|| "open exec fifo")?;
-    let f = std::fs::File::from(fd);
-    use std::io::Write;
-    (&f).write_all(&[0]).ctx(|| "write exec fifo")?;
-    Ok(f)
 }
 
 pub fn env_of(process: &Process) -> Vec<String> {

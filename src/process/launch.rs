@@ -85,7 +85,12 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
     let mut cmd = Command::new(exe);
     cmd.arg0("skiff").arg("init");
     cmd.env(SYNC_FD_ENV, theirs_fd.as_raw_fd().to_string());
-    crate::sys::inherit_fds_and_affinity(&mut cmd, inherit, initial_cpus);
+    crate::sys::inherit_fds_and_affinity(
+        &mut cmd,
+        3 + l.cfg.preserve_fds as RawFd,
+        inherit,
+        initial_cpus,
+    );
     let child = cmd.spawn().ctx(|| format!("start init ({exe})"))?;
     let stage1 = child.id() as i32;
     drop(theirs_fd);

@@ -2,7 +2,7 @@
 //! cwd, user, capabilities, no_new_privs, seccomp, fds, then the start handshake
 //! and execve.
 
-use super::init::{cstrings, env_of, find_executable, wait_for_start, InitConfig};
+use super::init::{announce_ready, cstrings, env_of, find_executable, wait_for_start, InitConfig};
 use super::sync::{Channel, FromInit};
 use crate::bail;
 use crate::error::{Context, Result};
@@ -133,13 +133,19 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
         send_notify_fd(ch, f.load()?)?;
         loaded = true;
     }
+    let fifo = match (cfg.exec, cfg.fifo_fd) {
+        (false, Some(fd)) => Some(sys::owned_fd(fd)),
+        (false, None) => bail!("init: no exec fifo was passed"),
+        (true, _) => None,
+    };
+    if let Some(f) = &fifo {
+        announce_ready(f)?;
+    }
     ch.send(&FromInit::Ready)?;
-    if !cfg.exec {
-        let fifo = sys::owned_fd(cfg.fifo_fd.unwrap_or(-1));
+    if let Some(fifo) = fifo {
+        wait_for_start(&fifo)?;
         // Held (CLOEXEC) until execve: its closing tells `start` we exec'd.
-        let started = wait_for_start(&fifo)?;
-        std::mem::forget(started);
-        drop(fifo);
+        std::mem::forget(fifo);
         let sc = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::StartContainer);
         if !sc.is_empty() {
             let mut st = cfg.state.clone();
@@ -157,7 +163,7 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     bail!("exec {}: {e}", Path::new(&exe).display())
 }
 
-/// rlimits and the OOM score, while we still may raise them.
+/// rlimits, while we still may raise them.
 fn set_limits(process: &Process) -> Result<()> {
     for r in process.rlimits().clone().unwrap_or_default() {
         sys::setrlimit(rlimit_number(r.typ()), r.soft(), r.hard()).ctx(|| {
@@ -169,7 +175,15 @@ fn set_limits(process: &Process) -> Result<()> {
             )
         })?;
     }
-    if let Some(adj) = process.oom_score_adj() {
+    Ok(())
+}
+
+/// oom_score_adj, written by stage 1 before it joins or creates any namespace:
+/// init is non-dumpable, so once it is root of a user namespace its own
+/// /proc/self files are no longer its to write (runc writes it before
+/// entering, too). The value is inherited by stage 2 and across execve.
+pub fn set_oom_score_adj(process: Option<&Process>) -> Result<()> {
+    if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
         sys::procfs::write_self("oom_score_adj", adj.to_string().as_bytes())
             .ctx(|| format!("set oom_score_adj {adj}"))?;
     }

@@ -160,18 +160,36 @@ pub fn reset_signal_state() -> Result<()> {
         .ctx(|| "unblock signals")
 }
 
-/// Between fork and exec of `skiff init`: clear FD_CLOEXEC on the fds init
-/// inherits by number, and pin it to execCPUAffinity.initial if set.
+/// Between fork and exec of `skiff init`: every fd from 3 up that init does
+/// not need is marked CLOEXEC (so a host fd the caller leaked to us never
+/// reaches init, not even until `start`), FD_CLOEXEC is cleared on the fds init
+/// inherits by number, and init is pinned to execCPUAffinity.initial if set.
+/// `keep_below` is the end of the preserved range 3..keep_below, which passes
+/// as the caller gave it.
 pub fn inherit_fds_and_affinity(
     cmd: &mut std::process::Command,
+    keep_below: RawFd,
     fds: Vec<RawFd>,
     cpus: Option<nix::sched::CpuSet>,
 ) {
     use std::os::unix::process::CommandExt;
+    let gaps = fd_gaps(keep_below, &fds);
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe calls (fcntl, sched_setaffinity) on its own values.
+    // async-signal-safe calls (close_range, fcntl, sched_setaffinity) on values
+    // computed before the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            for &(first, last) in &gaps {
+                let r = libc::syscall(
+                    libc::SYS_close_range,
+                    first,
+                    last,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                );
+                if r != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             for fd in &fds {
                 clear_cloexec(*fd)?;
             }
@@ -180,5 +198,50 @@ pub fn inherit_fds_and_affinity(
             }
             Ok(())
         });
+    }
+}
+
+/// The fd ranges (inclusive) from `keep_below` up that hold none of `keep`.
+fn fd_gaps(keep_below: RawFd, keep: &[RawFd]) -> Vec<(u32, u32)> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&f| f >= keep_below)
+        .map(|&f| f as u32)
+        .collect();
+    keep.sort_unstable();
+    let mut gaps = Vec::new();
+    let mut next = keep_below.max(3) as u32;
+    for k in keep {
+        if k > next {
+            gaps.push((next, k - 1));
+        }
+        next = next.max(k + 1);
+    }
+    gaps.push((next, u32::MAX));
+    gaps
+}
+
+/// PR_SET_DUMPABLE 0: /proc/<pid> of this process belongs to root and
+/// ptrace_may_access refuses every process without CAP_SYS_PTRACE, so nothing in
+/// the container can open our fds or attach to us. execve of the user's
+/// program makes it dumpable again, as any exec does.
+pub fn set_non_dumpable() -> Result<()> {
+    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fd_gaps;
+
+    #[test]
+    fn gaps_leave_exactly_the_kept_fds() {
+        assert_eq!(fd_gaps(3, &[]), vec![(3, u32::MAX)]);
+        assert_eq!(fd_gaps(5, &[13, 14]), vec![(5, 12), (15, u32::MAX)]);
+        assert_eq!(
+            fd_gaps(5, &[20, 13]),
+            vec![(5, 12), (14, 19), (21, u32::MAX)]
+        );
+        // Kept fds inside the preserved range change nothing.
+        assert_eq!(fd_gaps(8, &[4, 8]), vec![(9, u32::MAX)]);
     }
 }

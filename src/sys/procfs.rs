@@ -26,15 +26,10 @@ use nix::sys::stat::fstat;
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
 
 use super::newmount::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID};
 
 const PROC_ROOT_INO: u64 = 1;
-
-/// Our procfs root, tagged with the pid that opened it: after a fork (init's
-/// stage 2 is one, in a new pid namespace) the child opens its own.
-static ROOT: Mutex<Option<(u32, OwnedFd)>> = Mutex::new(None);
 
 /// A new procfs instance, mounted nowhere.
 fn fresh_procfs() -> std::io::Result<OwnedFd> {
@@ -78,17 +73,13 @@ fn open_root() -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Run `f` with our procfs root, opening it on first use in this process.
+/// Run `f` with a procfs root opened for this call alone. It is never kept:
+/// a procfs handle left open in init is a writable /proc/sys (and the host's
+/// core_pattern) for whoever reaches init's fds, so it lives only as long as
+/// the writes it serves.
 fn with_root<T>(f: impl FnOnce(BorrowedFd) -> Result<T>) -> Result<T> {
-    let mut guard = ROOT.lock().unwrap_or_else(|p| p.into_inner());
-    let pid = std::process::id();
-    if guard.as_ref().is_none_or(|(p, _)| *p != pid) {
-        *guard = Some((pid, open_root()?));
-    }
-    match guard.as_ref() {
-        Some((_, fd)) => f(fd.as_fd()),
-        None => bail!("procfs root missing"),
-    }
+    let root = open_root()?;
+    f(root.as_fd())
 }
 
 fn resolve_flags() -> ResolveFlag {
@@ -139,6 +130,17 @@ fn write_at(root: BorrowedFd, rel: &str, data: &[u8]) -> Result<()> {
 /// Write `/proc/<rel>`, e.g. `sys/kernel/domainname`.
 pub fn write(rel: &str, data: &[u8]) -> Result<()> {
     with_root(|root| write_at(root, rel, data))
+}
+
+/// Write several `/proc/<rel>` files through one procfs handle (sysctls),
+/// naming the first that fails with `what` of its entry.
+pub fn write_all<'a>(writes: impl IntoIterator<Item = (String, &'a [u8], String)>) -> Result<()> {
+    with_root(|root| {
+        for (rel, data, what) in writes {
+            write_at(root, &rel, data).ctx(|| what)?;
+        }
+        Ok(())
+    })
 }
 
 /// Write `/proc/self/<rel>`, e.g. `oom_score_adj`.
