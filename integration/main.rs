@@ -8,6 +8,7 @@ mod differential;
 mod engines;
 mod exec_tty;
 mod hardening;
+mod init_rule;
 mod lifecycle;
 mod process;
 mod rootfs;
