@@ -4,15 +4,17 @@
 //! container (as an `exec`'d process with the container's privileges would)
 //! while the host scans its fds (issue 9, findings 1, 2 and 12).
 
-use crate::security::{all_cap_names, TempDir};
+use crate::seccomp::recv_state_and_fd;
+use crate::security::TempDir;
 use crate::support::*;
 use serde_json::{json, Value};
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SECRET: &str = "HOST-SECRET-canary";
 
@@ -81,7 +83,10 @@ fn fds_from_3(pid: i64) -> Vec<String> {
 }
 
 fn assert_probe_found_nothing(out: &str, init_comm: &str, when: &str) {
-    assert!(out.contains("probe-done"), "{when}: probe did not run: {out}");
+    assert!(
+        out.contains("probe-done"),
+        "{when}: probe did not run: {out}"
+    );
     assert!(!out.contains("PROCFS"), "{when}: a procfs reachable: {out}");
     assert!(!out.contains("SECRET"), "{when}: host fd reachable: {out}");
     for l in out.lines().filter(|l| l.starts_with("FD ")) {
@@ -110,15 +115,13 @@ fn created_init_holds_no_procfs_and_no_host_fd() {
     b.flush();
     let rt = Runtime::skiff();
     let id = rt.new_id();
-    rt.output(with_leaked_fd(&rt, &leak, &["create", "--bundle", b.path_str(), &id]))
-        .assert_success("create");
+    rt.output(with_leaked_fd(
+        &rt,
+        &leak,
+        &["create", "--bundle", b.path_str(), &id],
+    ))
+    .assert_success("create");
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
-    // From the host: past stdio, only the sync socket and the exec fifo.
-    let fds = fds_from_3(pid);
-    let fifo = rt.root().join(&id).join("exec.fifo");
-    assert_eq!(fds.len(), 2, "init's fds: {fds:?}");
-    assert!(fds.iter().any(|f| f.starts_with("socket:")), "{fds:?}");
-    assert!(fds.iter().any(|f| Path::new(f) == fifo), "{fds:?}");
     // From inside: a process with init's uid and capabilities.
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let pj = process_json(
@@ -132,30 +135,134 @@ fn created_init_holds_no_procfs_and_no_host_fd() {
     out.assert_success("exec probe");
     let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_probe_found_nothing(&out.stdout_text(), comm.trim(), "created");
+    // From the host: past stdio, only the sync socket and the exec fifo.
+    let fds = fds_from_3(pid);
+    let fifo = rt.root().join(&id).join("exec.fifo");
+    assert_eq!(fds.len(), 2, "init's fds: {fds:?}");
+    assert!(fds.iter().any(|f| f.starts_with("socket:")), "{fds:?}");
+    assert!(fds.iter().any(|f| Path::new(f) == fifo), "{fds:?}");
     rt.delete_force(&id).assert_success("delete");
 }
 
-/// Dumpable or not shows from the host as the owner of /proc/<pid>/fd: the
-/// process's uid while dumpable, root once it is not. init has switched to the
-/// container's user (1000) by the time it waits for `start`.
+/// The seccomp agent of `joining_init_of_exec_is_out_of_the_containers_reach`:
+/// lets every execve of the container's processes through, except the first
+/// one of the `hold`-th connection (0: create's init), whose pid it reports on
+/// `held` and which it refuses with EPERM once `release` says so.
+fn agent(
+    listener: UnixListener,
+    hold: usize,
+    held: mpsc::Sender<Result<u32, String>>,
+    release: mpsc::Receiver<()>,
+) {
+    let mut hold_parts = Some((held, release));
+    for n in 0.. {
+        let Ok((conn, _)) = listener.accept() else {
+            return;
+        };
+        let (_, fd) = recv_state_and_fd(&conn);
+        if n != hold {
+            std::thread::spawn(move || {
+                while let Ok(req) = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()) {
+                    let r = libseccomp::ScmpNotifResp::new_continue(
+                        req.id,
+                        libseccomp::ScmpNotifRespFlags::empty(),
+                    );
+                    let _ = r.respond(fd.as_raw_fd());
+                }
+            });
+            continue;
+        }
+        let Some((held, release)) = hold_parts.take() else {
+            continue;
+        };
+        std::thread::spawn(move || {
+            let req = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd());
+            let _ = held.send(req.as_ref().map(|r| r.pid).map_err(|e| e.to_string()));
+            let _ = release.recv();
+            if let Ok(req) = req {
+                let r = libseccomp::ScmpNotifResp::new_error(
+                    req.id,
+                    -libc::EPERM,
+                    libseccomp::ScmpNotifRespFlags::empty(),
+                );
+                let _ = r.respond(fd.as_raw_fd());
+            }
+        });
+    }
+}
+
+/// Exec point: the joining init of `exec` after it has dropped to the
+/// container's user and capabilities, still running skiff code with the sync
+/// socket to the host: its execve of the user program is held by the
+/// container's seccomp notify filter (the agent is this test), the window in
+/// which an attacker ptraced 9 of 100 joining inits. A dumpable init there
+/// can be attached to and its fds opened (the procfs handle of its
+/// oom_score_adj write, the caller's fd 7) by any container process with the
+/// same privileges.
 #[test]
-fn created_init_is_not_dumpable() {
+fn joining_init_of_exec_is_out_of_the_containers_reach() {
     if skip_unless_root() {
         return;
     }
+    let dir = TempDir::new("initrule");
+    let leak = canary(&dir);
+    let sock = dir.path().join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let (held_tx, held_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    std::thread::spawn(move || agent(listener, 1, held_tx, release_rx));
     let mut b = Bundle::new().args(&["sleep", "1000"]);
-    b.config_mut()["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    b.config_mut()["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": sock,
+        "syscalls": [{"names": ["execve", "execveat"], "action": "SCMP_ACT_NOTIFY"}]});
     let rt = Runtime::skiff();
     let id = rt.new_id();
     rt.create(&id, &b).assert_success("create");
-    let pid = rt.state(&id)["pid"].as_i64().unwrap();
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert!(
-        status.lines().any(|l| l.starts_with("Uid:") && l.contains("1000")),
-        "init has not switched user yet: {status}"
+    rt.start(&id).assert_success("start");
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let caps = json!({"bounding": caps, "effective": caps, "permitted": caps});
+    let held = process_json(
+        &dir,
+        "held.json",
+        json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["true"],
+               "env": ["PATH=/bin", "HOME=/"], "oomScoreAdj": 100,
+               "noNewPrivileges": true, "capabilities": caps}),
     );
-    let owner = fs::metadata(format!("/proc/{pid}/fd")).unwrap().uid();
-    assert_eq!(owner, 0, "init is dumpable while it waits for start");
+    let io = dir.path().join("exec.err");
+    let mut exec = with_leaked_fd(&rt, &leak, &["exec", "-p", &held, &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&io).unwrap())
+        .spawn()
+        .unwrap();
+    let held_pid = match held_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(pid)) => pid,
+        other => {
+            let _ = exec.kill();
+            let _ = exec.wait();
+            panic!(
+                "init never reached execve: {other:?}: {}",
+                fs::read_to_string(&io).unwrap_or_default()
+            );
+        }
+    };
+    let fds = fds_from_3(held_pid as i64);
+    let comm = fs::read_to_string(format!("/proc/{held_pid}/comm")).unwrap();
+    let probe = process_json(
+        &dir,
+        "probe.json",
+        json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["sh", "-c", PROBE],
+               "env": ["PATH=/bin", "HOME=/"], "noNewPrivileges": true,
+               "capabilities": caps}),
+    );
+    let out = rt.run(&["exec", "-p", &probe, &id]);
+    let _ = release_tx.send(());
+    let _ = exec.wait();
+    out.assert_success("exec probe");
+    assert_probe_found_nothing(&out.stdout_text(), comm.trim(), "exec");
+    // From the host: past stdio, the sync socket alone.
+    assert_eq!(fds.len(), 1, "joining init's fds: {fds:?}");
+    assert!(fds[0].starts_with("socket:"), "{fds:?}");
     rt.delete_force(&id).assert_success("delete");
 }
 
@@ -169,120 +276,35 @@ fn user_namespace(b: &mut Bundle) {
     c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
 }
 
-/// Host processes whose parent is `ppid` and that are not zombies.
-fn children_of(ppid: u32) -> Vec<i64> {
-    let mut v = Vec::new();
-    for e in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i64>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split(' ').collect();
-        if f[1] == ppid.to_string() && f[0] != "Z" {
-            v.push(pid);
-        }
-    }
-    v
-}
-
-/// Opens `fifo` for writing, which returns once a reader has opened it; gives
-/// up (and unblocks itself) after `limit`.
-fn wait_for_reader(fifo: &Path, limit: Duration) -> Option<fs::File> {
-    let (tx, rx) = mpsc::channel();
-    let p = fifo.to_path_buf();
-    std::thread::spawn(move || {
-        let _ = tx.send(fs::OpenOptions::new().write(true).open(&p));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(f)) => Some(f),
-        _ => {
-            // Be the reader ourselves so the thread's open returns.
-            let _ = fs::File::open(fifo);
-            None
-        }
-    }
-}
-
-fn kill_child(c: &mut Child) {
-    let _ = c.kill();
-    let _ = c.wait();
-}
-
-/// Exec point: the joining init of `exec`, inside the container's namespaces
-/// and in the middle of its setup, stopped on the container's own
-/// /etc/passwd (a fifo: init reads it to find HOME). The container runs in a
-/// user namespace with every capability there, as rootless and Kubernetes
-/// user-namespace pods do: a dumpable init could then be ptraced and its fds
-/// opened (the procfs handle of its oom_score_adj write, the caller's fd 7).
+/// `dockerd --userns-remap` and podman `--userns=auto --oom-score-adj`:
+/// init becomes root of the user namespace (and so non-dumpable, owned by
+/// the host's root) before it could write its own oom_score_adj; it must be
+/// written before entering, as runc does, for create and for exec.
 #[test]
-fn joining_init_of_exec_is_out_of_the_containers_reach() {
+fn oom_score_adj_is_applied_in_a_user_namespace() {
     if skip_unless_root() {
         return;
     }
-    let dir = TempDir::new("initrule");
-    let leak = canary(&dir);
-    let mut b = Bundle::new().args(&["sleep", "1000"]).env("HOME=/root");
+    let mut b = Bundle::new().args(&["sh", "-c", "cat /proc/self/oom_score_adj; sleep 1000"]);
     user_namespace(&mut b);
-    let all = json!(all_cap_names());
-    b.config_mut()["process"]["capabilities"] =
-        json!({"bounding": all, "effective": all, "permitted": all});
+    b.config_mut()["process"]["oomScoreAdj"] = json!(123);
     let rt = Runtime::skiff();
     let id = rt.new_id();
     rt.create(&id, &b).assert_success("create");
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let adj = fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
+    assert_eq!(adj.trim(), "123");
     rt.start(&id).assert_success("start");
-    let passwd = b.rootfs().join("etc/passwd");
-    fs::remove_file(&passwd).unwrap();
-    nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
-    let caps = json!({"bounding": all, "effective": all, "permitted": all});
-    let blocked = process_json(
+    let dir = TempDir::new("initrule");
+    let pj = process_json(
         &dir,
-        "blocked.json",
-        json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["true"],
-               "env": ["PATH=/bin"], "oomScoreAdj": 100, "capabilities": caps}),
+        "p.json",
+        json!({"user": {"uid": 0, "gid": 0}, "cwd": "/",
+               "args": ["cat", "/proc/self/oom_score_adj"],
+               "env": ["PATH=/bin"], "oomScoreAdj": 321}),
     );
-    let io = dir.path().join("exec.out");
-    let mut exec = with_leaked_fd(&rt, &leak, &["exec", "-p", &blocked, &id])
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&io).unwrap())
-        .stderr(fs::File::create(dir.path().join("exec.err")).unwrap())
-        .spawn()
-        .unwrap();
-    let Some(writer) = wait_for_reader(&passwd, Duration::from_secs(60)) else {
-        kill_child(&mut exec);
-        panic!("the joining init never opened /etc/passwd");
-    };
-    // The joining init: the exec process's child (CLONE_PARENT from stage 1).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let init = loop {
-        if let Some(p) = children_of(exec.id()).first() {
-            break *p;
-        }
-        assert!(Instant::now() < deadline, "no joining init found");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let fds = fds_from_3(init);
-    let comm = fs::read_to_string(format!("/proc/{init}/comm")).unwrap();
-    let probe = process_json(
-        &dir,
-        "probe.json",
-        json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["sh", "-c", PROBE],
-               "env": ["PATH=/bin", "HOME=/"], "capabilities": caps}),
-    );
-    let out = rt.run(&["exec", "-p", &probe, &id]);
-    // Release the joining init: it reads a passwd and runs `true`.
-    use std::io::Write;
-    (&writer).write_all(b"root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    drop(writer);
-    let st = exec.wait().unwrap();
-    assert!(st.success(), "exec: {st:?}: {}", fs::read_to_string(&io).unwrap());
-    out.assert_success("exec probe");
-    assert_probe_found_nothing(&out.stdout_text(), comm.trim(), "exec");
-    // From the host: past stdio, the sync socket and the file it is reading.
-    assert_eq!(fds.len(), 2, "joining init's fds: {fds:?}");
-    assert!(fds.iter().any(|f| f.starts_with("socket:")), "{fds:?}");
-    assert!(fds.iter().any(|f| f == "/etc/passwd"), "{fds:?}");
+    let out = rt.run(&["exec", "-p", &pj, &id]);
+    out.assert_success("exec with oomScoreAdj in a user namespace");
+    assert_eq!(out.stdout_text().trim(), "321");
     rt.delete_force(&id).assert_success("delete");
 }

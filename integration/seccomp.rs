@@ -283,7 +283,7 @@ fn seccomp_without_no_new_privileges_is_loaded_while_privileged() {
 }
 
 /// Receive one message with one fd (SCM_RIGHTS) and its payload, to EOF.
-fn recv_state_and_fd(conn: &std::os::unix::net::UnixStream) -> (Value, OwnedFd) {
+pub(crate) fn recv_state_and_fd(conn: &std::os::unix::net::UnixStream) -> (Value, OwnedFd) {
     let mut data = Vec::new();
     let mut fd = None;
     loop {
