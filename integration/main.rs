@@ -10,6 +10,7 @@ mod exec_tty;
 mod hardening;
 mod init_rule;
 mod lifecycle;
+mod parity;
 mod process;
 mod rootfs;
 mod seccomp;

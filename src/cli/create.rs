@@ -34,6 +34,7 @@ impl CreateFlags {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds + crate::process::listen_fds::count(),
             foreground,
+            own_console: false,
         }
     }
 }

@@ -74,6 +74,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
         cgroup: a.cgroup.clone(),
+        own_console: false,
     };
     if a.detach {
         exec::exec(g, &a.id, process, &opts)?;
@@ -89,6 +90,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
     };
     if let Some(c) = &console {
         opts.console_socket = Some(c.path().to_path_buf());
+        opts.own_console = true;
         if process.console_size().is_none() {
             if let Some(ws) = tty::stdin_winsize() {
                 let b = serde_json::json!({"height": ws.rows, "width": ws.cols});

@@ -41,6 +41,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
     };
     if let Some(c) = &console {
         opts.console_socket = Some(c.path().to_path_buf());
+        opts.own_console = true;
     }
     let pid = lifecycle::create(g, &a.id, &opts)?;
     let master = match &console {

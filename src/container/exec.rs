@@ -28,6 +28,8 @@ pub struct ExecOpts {
     pub ignore_paused: bool,
     /// runc's `--cgroup`: a sub-cgroup of the container's to run in.
     pub cgroup: Vec<String>,
+    /// The console socket is our own foreground proxy (`exec -t`).
+    pub own_console: bool,
 }
 
 /// runc's exec flags that override the container's own process settings.
@@ -323,6 +325,7 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
         fifo_fd: None,
         console_fd: console.as_ref().map(|f| f.as_raw_fd()),
         preserve_fds: o.preserve_fds,
+        clear_onlcr: o.own_console,
         cgroup_mounts: Vec::new(),
         exec: true,
         state: serde_json::from_str(&state_json).ctx(|| "encode state")?,

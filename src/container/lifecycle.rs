@@ -27,6 +27,9 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// `run` in the foreground: the terminal is proxied by us, no socket needed.
     pub foreground: bool,
+    /// The console socket is our own foreground proxy (`run -t`): the pty
+    /// gets ONLCR cleared, as runc's own terminal handling does.
+    pub own_console: bool,
 }
 
 /// Undo a half-made container when create fails.
@@ -156,6 +159,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         fifo_fd: Some(fifo.as_raw_fd()),
         console_fd: console.as_ref().map(|c| c.as_raw_fd()),
         preserve_fds: o.preserve_fds,
+        clear_onlcr: o.own_console,
         cgroup_mounts: cg_box.as_ref().map(|c| c.mounts()).unwrap_or_default(),
         exec: false,
         state: serde_json::to_value(state.to_oci(Status::Creating)).ctx(|| "encode state")?,

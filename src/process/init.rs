@@ -36,6 +36,8 @@ pub struct InitConfig {
     /// Connected console socket, when the process wants a terminal.
     pub console_fd: Option<RawFd>,
     pub preserve_fds: u32,
+    /// Clear ONLCR on the pty (skiff's own foreground terminal proxy).
+    pub clear_onlcr: bool,
     pub cgroup_mounts: Vec<CgroupMount>,
     /// Joining a running container (`exec`): no rootfs, hostname or sysctl work.
     pub exec: bool,
@@ -110,6 +112,9 @@ fn stage1(ch: &Channel) -> Result<Never> {
     let early = plan.unshare - CloneFlags::CLONE_NEWCGROUP;
     if !early.is_empty() {
         unshare(early).ctx(|| format!("unshare namespaces {early:?}"))?;
+    }
+    if early.contains(CloneFlags::CLONE_NEWNET) {
+        sys::net::loopback_up()?;
     }
     if !in_cgroups {
         match ch.recv::<ToInit>()? {
@@ -323,11 +328,16 @@ fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Re
         for n in devices::defaults() {
             devices::create(&root, &n, in_userns)?;
         }
-        devices::symlinks(&root)?;
     }
+    // The config's devices before the /dev symlinks, as runc: Docker's
+    // --privileged lists the host's /dev/ptmx, which the ptmx symlink to the
+    // container's devpts then replaces.
     let linux = spec.linux().clone().unwrap_or_default();
     for d in linux.devices().clone().unwrap_or_default() {
         devices::create(&root, &devices::from_spec(&d)?, in_userns)?;
+    }
+    if dev_is_tmpfs {
+        devices::symlinks(&root)?;
     }
     run_runtime_hooks(ch, cfg)?;
     drop(root);

@@ -43,6 +43,9 @@ pub fn setup_console(cfg: &InitConfig, process: &Process) -> Result<()> {
             systty::set_winsize(peer.as_raw_fd(), ws)?;
         }
     }
+    if cfg.clear_onlcr {
+        clear_onlcr(&peer)?;
+    }
     if !cfg.exec {
         mount_console(&peer)?;
     }
@@ -54,6 +57,18 @@ pub fn setup_console(cfg: &InitConfig, process: &Process) -> Result<()> {
         systty::dup_onto(peer.as_raw_fd(), target)?;
     }
     Ok(())
+}
+
+/// For our own foreground terminal (`run -t`, `exec -t`) ONLCR is cleared, as
+/// runc's terminal handling does with the master it receives: a program's
+/// "\n" reaches the caller as "\n", not "\r\n", so a tty container's output
+/// compares equal to the same program's without a tty. A caller's console
+/// socket gets the pty as the kernel makes it (Docker's `-t` shows "\r\n").
+fn clear_onlcr(peer: &OwnedFd) -> Result<()> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, OutputFlags, SetArg};
+    let mut t = tcgetattr(peer).ctx(|| "tcgetattr on the console pty")?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(peer, SetArg::TCSANOW, &t).ctx(|| "tcsetattr (clear ONLCR) on the console pty")
 }
 
 /// The container's own ptmx: /dev/pts/ptmx of its devpts instance (new

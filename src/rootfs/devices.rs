@@ -227,6 +227,13 @@ pub fn symlinks(root: &Root) -> Result<()> {
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "core"));
     }
+    // /dev/ptmx must be the container's own devpts multiplexer: a node the
+    // config created there (the host's 5:2, for --privileged) gives way. /dev
+    // is the tmpfs we just mounted, so nothing of the image is removed.
+    match nix::unistd::unlinkat(&dir, "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => bail!("remove /dev/ptmx before linking it to pts/ptmx: {e}"),
+    }
     for (target, name) in links {
         match symlinkat(target, dir.as_fd(), name) {
             Ok(()) | Err(Errno::EEXIST) => {}

@@ -10,6 +10,7 @@ use crate::error::{Context, Result};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 pub mod exe;
+pub mod net;
 pub mod procfs;
 pub mod task;
 
