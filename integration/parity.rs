@@ -69,3 +69,43 @@ fn foreground_terminal_output_keeps_bare_newlines() {
     assert!(st.success(), "{err}");
     assert_eq!(out, "a\nb\n", "foreground run -t output");
 }
+
+/// Kubernetes runs an exec per probe per second: one spurious failure in a
+/// thousand execs is a failed probe every few minutes per container. 10,000
+/// execs of `true` (SKIFF_EXEC_STRESS to change the count, e.g. in the VM
+/// lane where each is 20-40x slower) must all succeed.
+#[test]
+fn ten_thousand_execs_all_succeed() {
+    if skip_unless_root() {
+        return;
+    }
+    let n: usize = std::env::var("SKIFF_EXEC_STRESS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let b = Bundle::new().args(&["sleep", "100000"]);
+    b.flush();
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    rt.run(&["run", "-d", "--bundle", b.path_str(), &id])
+        .assert_success("run -d");
+    let mut failures = Vec::new();
+    for i in 0..n {
+        let out = rt
+            .command()
+            .args(["exec", &id, "true"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failures.push(format!("#{i}: {:?}: {}", out.status, text(&out.stderr)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} execs failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    rt.delete_force(&id).assert_success("delete");
+}

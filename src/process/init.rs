@@ -132,11 +132,28 @@ fn stage1(ch: &Channel) -> Result<Never> {
     {
         write_time_offsets(&linux)?;
     }
+    // Stage 2 may speak on the sync socket only after stage 1 has announced
+    // its PID there: frames of the two processes must not overtake each other
+    // (`exec` saw "unexpected Pid after ready" about once in 900 calls). The
+    // pipe's EOF, when stage 1 exits, is the go-ahead.
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     let child = sys::clone_parent()?;
     if child > 0 {
-        ch.send(&FromInit::Pid(child))?;
-        std::process::exit(0);
+        drop(go_r);
+        let sent = ch.send(&FromInit::Pid(child));
+        drop(go_w);
+        std::process::exit(if sent.is_ok() { 0 } else { 1 });
     }
+    drop(go_w);
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(&go_r, &mut b) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("init: wait for stage 1: {e}"),
+        }
+    }
+    drop(go_r);
     let err = match stage2(ch, &cfg, &plan) {
         Ok(never) => match never {},
         Err(e) => e,
