@@ -308,3 +308,32 @@ fn oom_score_adj_is_applied_in_a_user_namespace() {
     assert_eq!(out.stdout_text().trim(), "321");
     rt.delete_force(&id).assert_success("delete");
 }
+
+/// Time offsets together with a new user namespace: written from outside,
+/// since inside init is root of the user namespace only and non-dumpable.
+/// runc 1.1.5 has no time namespaces (added in runc 1.2); the expected
+/// offsets are the config's.
+#[test]
+fn time_offsets_are_applied_in_a_user_namespace() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut b = Bundle::new().args(&["cat", "/proc/self/timens_offsets"]);
+    user_namespace(&mut b);
+    b.config_mut()["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    b.config_mut()["linux"]["timeOffsets"] = json!({
+        "monotonic": {"secs": 1000, "nanosecs": 5},
+        "boottime": {"secs": 2000, "nanosecs": 0}});
+    let rt = Runtime::skiff();
+    let (st, out, err) = rt.run_container(&b);
+    assert!(st.success(), "{err}");
+    let got: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(got.contains(&vec!["monotonic", "1000", "5"]), "{out}");
+    assert!(got.contains(&vec!["boottime", "2000", "0"]), "{out}");
+}

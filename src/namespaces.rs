@@ -107,11 +107,61 @@ pub fn map_text(maps: &[LinuxIdMapping]) -> String {
 
 /// Written by the parent once init has unshared its user namespace.
 pub fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<()> {
+    if pid <= 0 {
+        crate::bail!("invalid pid {pid} for its uid/gid maps");
+    }
+    let (u, g) = (map_text(uids), map_text(gids));
+    let mut writes = Vec::new();
     if !uids.is_empty() {
-        crate::sys::procfs::write_pid(pid, "uid_map", map_text(uids).as_bytes())?;
+        writes.push((
+            format!("{pid}/uid_map"),
+            u.as_bytes(),
+            "write uid_map".to_string(),
+        ));
     }
     if !gids.is_empty() {
-        crate::sys::procfs::write_pid(pid, "gid_map", map_text(gids).as_bytes())?;
+        writes.push((
+            format!("{pid}/gid_map"),
+            g.as_bytes(),
+            "write gid_map".to_string(),
+        ));
+    }
+    crate::sys::procfs::write_all(writes)
+}
+
+/// The text of /proc/<pid>/timens_offsets for `linux.timeOffsets`, if any.
+pub fn time_offsets_text(linux: &oci_spec::runtime::Linux) -> Result<Option<String>> {
+    let Some(offs) = linux.time_offsets() else {
+        return Ok(None);
+    };
+    let mut s = String::new();
+    let mut clocks: Vec<_> = offs.iter().collect();
+    clocks.sort_by(|a, b| a.0.cmp(b.0));
+    for (clock, off) in clocks {
+        if clock != "monotonic" && clock != "boottime" {
+            crate::bail!("linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)");
+        }
+        s.push_str(&format!(
+            "{} {} {}\n",
+            clock,
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    Ok(Some(s))
+}
+
+/// Written by the parent once init has unshared its time namespace and before
+/// anything enters it. The parent, not init: with a new user namespace init is
+/// by then root only there and non-dumpable, and the file belongs to the
+/// host's root (runc and youki write it from outside too).
+pub fn write_time_offsets(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    if pid <= 0 {
+        crate::bail!("invalid pid {pid} for its time offsets");
+    }
+    if let Some(t) = time_offsets_text(linux)? {
+        crate::sys::procfs::write(&format!("{pid}/timens_offsets"), t.as_bytes())
+            .ctx(|| "set time namespace offsets")?;
     }
     Ok(())
 }

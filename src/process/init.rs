@@ -129,8 +129,13 @@ fn stage1(ch: &Channel) -> Result<Never> {
     if plan
         .unshare
         .contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        && linux.time_offsets().is_some()
     {
-        write_time_offsets(&linux)?;
+        ch.send(&FromInit::NeedTimeOffsets)?;
+        match recv_next(ch, &mut in_cgroups)? {
+            ToInit::TimeOffsetsWritten => {}
+            other => bail!("init: expected time offsets, got {other:?}"),
+        }
     }
     // Stage 2 may speak on the sync socket only after stage 1 has announced
     // its PID there: frames of the two processes must not overtake each other
@@ -172,27 +177,6 @@ fn recv_next(ch: &Channel, in_cgroups: &mut bool) -> Result<ToInit> {
             None => bail!("init: the parent went away"),
         }
     }
-}
-
-fn write_time_offsets(linux: &oci_spec::runtime::Linux) -> Result<()> {
-    let Some(offs) = linux.time_offsets() else {
-        return Ok(());
-    };
-    let mut s = String::new();
-    for (clock, off) in offs {
-        let name = match clock.as_str() {
-            "monotonic" => "monotonic",
-            "boottime" => "boottime",
-            other => bail!("timeOffsets: unknown clock {other:?}"),
-        };
-        s.push_str(&format!(
-            "{} {} {}\n",
-            name,
-            off.secs().unwrap_or(0),
-            off.nanosecs().unwrap_or(0)
-        ));
-    }
-    sys::procfs::write_self("timens_offsets", s.as_bytes()).ctx(|| "set time namespace offsets")
 }
 
 fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Never> {

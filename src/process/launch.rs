@@ -148,6 +148,11 @@ fn drive(
                 write_maps(&l.cfg.spec, stage1)?;
                 ch.send(&ToInit::MapsWritten)?;
             }
+            FromInit::NeedTimeOffsets => {
+                let linux = l.cfg.spec.linux().clone().unwrap_or_default();
+                namespaces::write_time_offsets(stage1, &linux)?;
+                ch.send(&ToInit::TimeOffsetsWritten)?;
+            }
             FromInit::Pid(pid) => {
                 *stage2 = pid;
                 // Stage 1 is done; reap it so it does not linger as a zombie.

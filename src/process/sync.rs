@@ -22,6 +22,8 @@ pub enum ToInit {
     /// init is in the container's cgroups (sent after Config, so init sets up
     /// its namespaces while the parent waits on the kernel's cgroup migration).
     CgroupsApplied,
+    /// The parent wrote the time namespace offsets.
+    TimeOffsetsWritten,
     /// prestart and createRuntime hooks ran.
     HooksDone,
     /// A failure on the parent's side: init must stop.
@@ -33,6 +35,8 @@ pub enum ToInit {
 pub enum FromInit {
     /// A new user namespace exists: write its uid/gid maps.
     NeedMaps,
+    /// A new time namespace exists: write its offsets before anything enters.
+    NeedTimeOffsets,
     /// Host PID of the process that will become the container process.
     Pid(i32),
     /// Mounts are done; run prestart and createRuntime hooks now.

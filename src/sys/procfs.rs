@@ -160,14 +160,6 @@ pub fn write_thread_self(rel: &str, data: &[u8]) -> Result<()> {
     })
 }
 
-/// Write `/proc/<pid>/<rel>`, e.g. a child's `uid_map`.
-pub fn write_pid(pid: i32, rel: &str, data: &[u8]) -> Result<()> {
-    if pid <= 0 {
-        bail!("invalid pid {pid} for /proc/<pid>/{rel}");
-    }
-    with_root(|root| write_at(root, &format!("{pid}/{rel}"), data))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
