@@ -72,3 +72,135 @@ fn exec_cap_never_fills_inheritable_or_ambient() {
         assert_eq!(ours, theirs, "skiff vs runc capability sets of exec --cap");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Item 5: no linux.resources.devices still means deny-all plus runc's defaults
+
+/// A bundle with no `linux.resources` at all (so no device rules).
+fn without_device_rules(b: Bundle) -> Bundle {
+    let mut b = b;
+    b.config_mut()["linux"]
+        .as_object_mut()
+        .expect("linux is an object")
+        .remove("resources");
+    b
+}
+
+/// A host device outside runc's allow-list that this host lets root read:
+/// (node type, major, minor). A disk first (the first of /proc/partitions);
+/// some sandboxed hosts refuse even root that, so then /dev/cpu_dma_latency
+/// (c 10:259, a harmless read of 4 bytes). None, after saying why, if neither.
+fn forbidden_host_device() -> Option<(char, u64, u64)> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let parts = std::fs::read_to_string("/proc/partitions").unwrap_or_default();
+    let disk = parts
+        .lines()
+        .skip(2)
+        .find_map(|l| l.split_whitespace().nth(3).map(|n| format!("/dev/{n}")));
+    for path in disk
+        .iter()
+        .map(String::as_str)
+        .chain(["/dev/cpu_dma_latency"])
+    {
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        let readable = std::fs::File::open(path).and_then(|mut f| f.read(&mut [0u8; 1]));
+        if readable.is_err() {
+            eprintln!("{path}: not readable by root on this host, trying the next device");
+            continue;
+        }
+        let kind = if meta.file_type().is_block_device() {
+            'b'
+        } else {
+            'c'
+        };
+        let rdev = meta.rdev();
+        return Some((kind, libc::major(rdev) as u64, libc::minor(rdev) as u64));
+    }
+    eprintln!("skipping the device attack: no host disk or /dev/cpu_dma_latency readable here");
+    None
+}
+
+#[test]
+fn no_device_rules_still_keep_host_devices_out_of_reach() {
+    if skip_unless_root() {
+        return;
+    }
+    let Some((kind, major, minor)) = forbidden_host_device() else {
+        return;
+    };
+    let script = format!(
+        "mknod /dev/probe {kind} {major} {minor} || echo MKNOD_FAILED; \
+         if head -c 1 /dev/probe >/dev/null; then echo READ_OK; else echo READ_DENIED; fi; \
+         head -c 1 /dev/zero | wc -c"
+    );
+    let mut b = without_device_rules(Bundle::new().args(&["sh", "-c", &script]));
+    let caps = serde_json::json!(["CAP_MKNOD", "CAP_KILL", "CAP_AUDIT_WRITE"]);
+    b.config_mut()["process"]["capabilities"] =
+        serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps});
+    let rt = Runtime::skiff();
+    let (code, out, err) = rt.run_leak_checked(&b);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    // runc's default rules allow mknod of any node ("b *:* m") but not its use.
+    assert!(!out.contains("MKNOD_FAILED"), "mknod refused: {out}{err}");
+    assert!(
+        out.contains("READ_DENIED"),
+        "host device readable: {out}{err}"
+    );
+    assert!(err.contains("Operation not permitted"), "{err}");
+    // The default allow-list is there: /dev/zero still reads.
+    assert!(out.ends_with("1\n"), "{out}");
+}
+
+/// The devices.list of the (v1) devices cgroup of process `pid`.
+fn devices_list(pid: i64) -> Option<Vec<String>> {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let rel = cg.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
+        ctl.split(',')
+            .any(|c| c == "devices")
+            .then(|| path.to_string())
+    })?;
+    let list = std::fs::read_to_string(format!("/sys/fs/cgroup/devices{rel}/devices.list")).ok()?;
+    let mut v: Vec<String> = list.lines().map(String::from).collect();
+    // The kernel keeps the exceptions as a set; the order of writes is not part of it.
+    v.sort();
+    Some(v)
+}
+
+fn created_devices_list(rt: &Runtime, bundle: &Bundle) -> Vec<String> {
+    let id = rt.new_id();
+    rt.create(&id, bundle).assert_success("create");
+    let pid = rt.state(&id)["pid"].as_i64().expect("state.pid");
+    let list = devices_list(pid).expect("devices.list of the container's cgroup");
+    rt.delete_force(&id).assert_success("delete --force");
+    list
+}
+
+#[test]
+fn no_device_rules_give_runcs_device_list() {
+    if skip_unless_root() {
+        return;
+    }
+    if !std::path::Path::new("/sys/fs/cgroup/devices/devices.list").exists() {
+        eprintln!("skipping: no cgroup v1 devices hierarchy (the v2 program is checked by the mknod test)");
+        return;
+    }
+    let b = without_device_rules(sleeper());
+    let rt = Runtime::skiff();
+    let ours = created_devices_list(&rt, &b);
+    assert!(
+        !ours.iter().any(|l| l == "a *:* rwm"),
+        "allow-all: {ours:?}"
+    );
+    if let Some(runc) = Runtime::runc() {
+        assert_eq!(
+            ours,
+            created_devices_list(&runc, &b),
+            "skiff vs runc devices.list"
+        );
+    }
+}

@@ -116,16 +116,16 @@ fn drive(
     if let Some(cg) = l.cgroup {
         cg.apply(stage1)?;
         // exec joins a cgroup whose limits are already set (and maybe changed
-        // by `update` since): only create writes them.
-        if let Some(r) = l
-            .cfg
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|x| x.resources().as_ref())
-            .filter(|_| !l.cfg.exec)
-        {
-            cg.set(r)?;
+        // by `update` since): only create writes them, device rules included
+        // even when the spec has none.
+        if !l.cfg.exec {
+            let spec_res = l
+                .cfg
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|x| x.resources().as_ref());
+            cg.set(&crate::cgroups::resources_for_create(spec_res))?;
         }
     }
     send_or_init_error(ch, &ToInit::CgroupsApplied)?;
