@@ -204,3 +204,50 @@ fn no_device_rules_give_runcs_device_list() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Item 3: a failed create must not kill another container in its cgroup
+
+#[test]
+fn failed_create_spares_a_container_sharing_its_cgroup() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut a = sleeper();
+    let mut b = sleeper();
+    let rt = Runtime::skiff();
+    let id_a = rt.new_id();
+    let path = format!("/skiff-shared-{id_a}");
+    a.config_mut()["linux"]["cgroupsPath"] = serde_json::json!(path);
+    b.config_mut()["linux"]["cgroupsPath"] = serde_json::json!(path);
+    // B fails in init, after it was placed in the shared cgroup.
+    b.config_mut()["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(serde_json::json!({"destination": "/x", "type": "bind",
+            "source": format!("/nonexistent-{id_a}"), "options": ["rbind"]}));
+    rt.create(&id_a, &a).assert_success("create A");
+    rt.start(&id_a).assert_success("start A");
+    let pid_a = rt.wait_for_status(&id_a, "running", Duration::from_secs(10))["pid"].clone();
+    let id_b = rt.new_id();
+    let out = rt.create(&id_b, &b);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "create B with a bad mount succeeded"
+    );
+    let st = rt.state(&id_a);
+    assert_eq!(st["status"], "running", "A after B's failed create: {st}");
+    assert_eq!(st["pid"], pid_a);
+    rt.delete_force(&id_a).assert_success("delete A");
+    rt.assert_no_leaks(&id_a, &a);
+    let left: Vec<_> = ["memory", "pids", "cpu", "devices", "freezer", "unified"]
+        .iter()
+        .map(|h| std::path::PathBuf::from(format!("/sys/fs/cgroup/{h}{path}")))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "shared cgroup left after both are gone: {left:?}"
+    );
+}

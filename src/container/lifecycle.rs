@@ -29,11 +29,15 @@ pub struct CreateOpts {
     pub foreground: bool,
 }
 
-/// Undo a half-made container when create fails.
+/// Undo a half-made container when create fails, by `delete`'s rules: with a
+/// PID namespace of its own, killing init (launch already did, if it failed)
+/// ends the container, and whatever else is in the cgroup belongs to another
+/// container sharing the cgroupsPath, which must survive.
 struct Cleanup<'a> {
     store: &'a Store,
     id: &'a str,
     cgroup: Option<&'a dyn Manager>,
+    own_ns: bool,
     pid: i32,
     armed: bool,
 }
@@ -48,8 +52,7 @@ impl Drop for Cleanup<'_> {
             let _ = nix::sys::wait::waitpid(Pid::from_raw(self.pid), None);
         }
         if let Some(cg) = self.cgroup {
-            kill_all_in(cg, Signal::SIGKILL);
-            if let Err(e) = cg.destroy() {
+            if let Err(e) = release_cgroup(cg, self.own_ns) {
                 log::warn!("cleanup: {e}");
             }
         }
@@ -128,6 +131,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         store: &st,
         id,
         cgroup: cg_box.as_deref(),
+        own_ns: has_own_pid_ns(&spec),
         pid: 0,
         armed: true,
     };
@@ -489,23 +493,30 @@ fn stop(c: &Container, own_ns: bool) -> Result<()> {
 /// Poststop hooks, cgroup removal, state removal.
 fn destroy(c: &Container, own_ns: bool, spec: Option<&Spec>) -> Result<()> {
     if let Some(cg) = c.cgroup() {
-        if own_ns {
-            // The kernel kills the rest of the PID namespace once init is gone;
-            // what is still in the cgroup after that belongs to someone else (a
-            // shared cgroupsPath): leave the cgroup to its other users.
-            if !drained(cg.as_ref(), Duration::from_secs(1)) {
-                log::warn!(
-                    "cgroup {} still has other processes: left in place",
-                    cg.path()
-                );
-                return remove_state(c, spec);
-            }
-        } else {
-            kill_all_in(cg.as_ref(), Signal::SIGKILL);
-        }
-        cg.destroy()?;
+        release_cgroup(cg.as_ref(), own_ns)?;
     }
     remove_state(c, spec)
+}
+
+/// The cgroup of a container whose init is gone (or was just killed), for
+/// `delete` and a failed `create` alike. With a PID namespace of its own the
+/// kernel kills the rest of the namespace once init is gone; what is still in
+/// the cgroup after that belongs to someone else (a shared cgroupsPath), so
+/// the cgroup is left to its other users. Without one, every process in the
+/// cgroup is the container's (as runc has it) and is killed.
+fn release_cgroup(cg: &dyn Manager, own_ns: bool) -> Result<()> {
+    if own_ns {
+        if !drained(cg, Duration::from_secs(1)) {
+            log::warn!(
+                "cgroup {} still has other processes: left in place",
+                cg.path()
+            );
+            return Ok(());
+        }
+    } else {
+        kill_all_in(cg, Signal::SIGKILL);
+    }
+    cg.destroy()
 }
 
 /// Poststop hooks, then the state directory.
