@@ -251,3 +251,105 @@ fn failed_create_spares_a_container_sharing_its_cgroup() {
         "shared cgroup left after both are gone: {left:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Item 11: --preserve-fds bounds, and pid files that are not regular files
+
+#[test]
+fn preserve_fds_that_cannot_be_fds_are_refused() {
+    if skip_unless_root() {
+        return;
+    }
+    let b = sleeper();
+    let rt = Runtime::skiff();
+    for n in ["4294967295", "4294967293", "2147483647", "100000000"] {
+        let id = rt.new_id();
+        let out = rt.create_with(&id, &b, &["--preserve-fds", n]);
+        let err = out.stderr_text();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "create --preserve-fds {n}: {err}"
+        );
+        assert!(
+            err.contains("--preserve-fds"),
+            "error does not name the flag: {err}"
+        );
+        rt.assert_no_leaks(&id, &b);
+    }
+    let id = start_detached(&rt, &b);
+    let out = rt.run(&["exec", "--preserve-fds", "4294967295", &id, "true"]);
+    assert_eq!(out.status.code(), Some(1), "exec: {}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("--preserve-fds"),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+/// A fifo and a char device (1:7, what /dev/full is) made in a private
+/// directory: the host's /dev is never touched.
+fn non_regular_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut v = Vec::new();
+    for (name, mode, dev) in [
+        ("fifo", libc::S_IFIFO, 0),
+        ("full", libc::S_IFCHR, libc::makedev(1, 7)),
+    ] {
+        let p = dir.join(name);
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+        let r = unsafe { libc::mknod(c.as_ptr(), mode | 0o600, dev) };
+        assert_eq!(
+            r,
+            0,
+            "mknod {}: {}",
+            p.display(),
+            std::io::Error::last_os_error()
+        );
+        v.push(p);
+    }
+    v.push(dir.to_path_buf());
+    v
+}
+
+fn assert_refused(out: &std::process::Output, what: &str, path: &std::path::Path) {
+    let err = out.stderr_text();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what} --pid-file {}: {err}",
+        path.display()
+    );
+    assert!(
+        err.contains("--pid-file"),
+        "{what}: error does not name the flag: {err}"
+    );
+}
+
+#[test]
+fn pid_file_never_replaces_a_device_fifo_or_directory() {
+    if skip_unless_root() {
+        return;
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = crate::security::TempDir::new("pidfile");
+    let targets = non_regular_files(tmp.path());
+    let b = sleeper();
+    let rt = Runtime::skiff();
+    let running = start_detached(&rt, &b);
+    for t in &targets {
+        let ts = t.to_str().expect("utf-8 path");
+        let id = rt.new_id();
+        assert_refused(&rt.create_with(&id, &b, &["--pid-file", ts]), "create", t);
+        rt.assert_no_leaks(&id, &b);
+        let id = rt.new_id();
+        let out = rt.run(&["run", "-d", "--pid-file", ts, "--bundle", b.path_str(), &id]);
+        assert_refused(&out, "run -d", t);
+        let out = rt.run(&["exec", "-d", "--pid-file", ts, &running, "true"]);
+        assert_refused(&out, "exec -d", t);
+    }
+    let ft = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().file_type();
+    assert!(ft(&targets[0]).is_fifo(), "the fifo was replaced");
+    assert!(ft(&targets[1]).is_char_device(), "the device was replaced");
+}

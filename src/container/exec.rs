@@ -281,6 +281,10 @@ fn sub_cgroup_path(base: &str, list: &[String]) -> Result<Option<String>> {
 /// Start `process` in container `id`; returns its host PID once it is about to
 /// execve (a child of ours, so the caller can wait for it).
 pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32> {
+    launch::check_preserve_fds(o.preserve_fds)?;
+    if let Some(p) = &o.pid_file {
+        store::check_pid_file(p)?;
+    }
     let c = Container::load(g, id)?;
     match c.status {
         Status::Created | Status::Running => {}

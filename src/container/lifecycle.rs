@@ -103,6 +103,10 @@ impl Parent for CreateParent<'_> {
 
 pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     store::validate_id(id)?;
+    launch::check_preserve_fds(o.preserve_fds)?;
+    if let Some(p) = &o.pid_file {
+        store::check_pid_file(p)?;
+    }
     let bundle =
         std::fs::canonicalize(&o.bundle).ctx(|| format!("bundle {}", o.bundle.display()))?;
     let spec = spec::load(&bundle)?;
