@@ -353,3 +353,64 @@ fn pid_file_never_replaces_a_device_fifo_or_directory() {
     assert!(ft(&targets[0]).is_fifo(), "the fifo was replaced");
     assert!(ft(&targets[1]).is_char_device(), "the device was replaced");
 }
+
+// ---------------------------------------------------------------------------
+// Item 14: error messages echo input bounded and escaped
+
+/// `create` of `bundle` with a JSON log: (stderr, log file contents).
+fn failed_create_output(rt: &Runtime, bundle: &Bundle) -> (Vec<u8>, Vec<u8>) {
+    let id = rt.new_id();
+    bundle.flush();
+    let log = bundle.path().join("log.json");
+    let out = rt.run(&[
+        "--log",
+        log.to_str().expect("utf-8"),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        bundle.path_str(),
+        &id,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "create: {}", out.stderr_text());
+    rt.assert_no_leaks(&id, bundle);
+    (out.stderr, std::fs::read(&log).unwrap_or_default())
+}
+
+#[test]
+fn errors_echo_hostile_input_bounded_and_escaped() {
+    if skip_unless_root() {
+        return;
+    }
+    let rt = Runtime::skiff();
+    let big = "A".repeat(10 << 20);
+    let cases = [
+        // A 10 MB capability name (the error quotes it).
+        format!("CAP_{big}"),
+        // NUL and a terminal escape.
+        "CAP_\u{0}\u{1b}[31mRED".to_string(),
+    ];
+    for cap in cases {
+        let mut b = sleeper();
+        b.config_mut()["process"]["capabilities"]["bounding"]
+            .as_array_mut()
+            .expect("bounding")
+            .push(serde_json::json!(cap));
+        let (stderr, log) = failed_create_output(&rt, &b);
+        for (what, bytes) in [("stderr", &stderr), ("log", &log)] {
+            assert!(bytes.len() < 8192, "{what}: {} bytes", bytes.len());
+            assert!(!bytes.contains(&0), "{what}: raw NUL: {:?}", text(bytes));
+            assert!(!bytes.contains(&0x1b), "{what}: raw ESC: {:?}", text(bytes));
+        }
+        assert!(text(&stderr).contains("CAP_"), "{}", text(&stderr));
+        let last = text(&log)
+            .lines()
+            .last()
+            .map(String::from)
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&last).expect("log line is JSON");
+        assert_eq!(v["level"], "error", "{last}");
+        // JSON could escape a NUL as \u0000; the message itself must not hold one.
+        assert!(!v["msg"].as_str().unwrap_or("").contains('\0'), "{last}");
+    }
+}
