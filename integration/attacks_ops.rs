@@ -414,3 +414,124 @@ fn errors_echo_hostile_input_bounded_and_escaped() {
         assert!(!v["msg"].as_str().unwrap_or("").contains('\0'), "{last}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Item 10: delete --force of a container whose state.json is unreadable
+
+/// The cgroup directories of process `pid`, one per hierarchy (v1 and v2).
+fn cgroup_dirs_of(pid: i64) -> Vec<std::path::PathBuf> {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    cg.lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
+            let hier = match ctl {
+                "" => "unified".to_string(),
+                c => c.strip_prefix("name=").unwrap_or(c).to_string(),
+            };
+            let dir = std::path::PathBuf::from(format!("/sys/fs/cgroup/{hier}{path}"));
+            // Skip the hierarchies where the container sits in the root or in ours.
+            (path != "/" && dir.exists()).then_some(dir)
+        })
+        .filter(|d| d.to_string_lossy().contains("skiffit"))
+        .collect()
+}
+
+fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !matches!(
+            s.rsplit(") ").next().and_then(|r| r.chars().next()),
+            Some('Z' | 'X')
+        )
+    })
+}
+
+/// Corrupt the state of a running container with `corrupt`, then check that
+/// `delete --force` leaves no process and no cgroup of it, or refuses clearly
+/// and keeps the state to retry.
+fn delete_corrupt(rt: &Runtime, bundle: &Bundle, what: &str, corrupt: impl Fn(&std::path::Path)) {
+    let id = start_detached(rt, bundle);
+    let pid = rt.state(&id)["pid"].as_i64().expect("pid");
+    let cgroups = cgroup_dirs_of(pid);
+    assert!(!cgroups.is_empty(), "{what}: no cgroup found for {pid}");
+    let state = rt.root().join(&id).join("state.json");
+    corrupt(&state);
+    let out = rt.delete_force(&id);
+    let err = out.stderr_text();
+    if out.status.code() == Some(0) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !alive(pid),
+            "{what}: delete --force exited 0, init {pid} still runs: {err}"
+        );
+        let left: Vec<_> = cgroups.iter().filter(|d| d.exists()).collect();
+        assert!(left.is_empty(), "{what}: cgroups left: {left:?}: {err}");
+        rt.assert_no_leaks(&id, bundle);
+    } else {
+        assert!(err.contains("state"), "{what}: unclear refusal: {err}");
+        assert!(
+            rt.root().join(&id).exists(),
+            "{what}: refused but state removed"
+        );
+    }
+}
+
+#[test]
+fn delete_force_with_unreadable_state_leaves_nothing_running() {
+    if skip_unless_root() {
+        return;
+    }
+    let b = sleeper();
+    let rt = Runtime::skiff();
+    let write = |data: &'static [u8]| {
+        move |p: &std::path::Path| std::fs::write(p, data).expect("write state.json")
+    };
+    delete_corrupt(&rt, &b, "garbage", write(b"\x00\xffnot json at all"));
+    delete_corrupt(&rt, &b, "empty", write(b""));
+    delete_corrupt(&rt, &b, "null", write(b"null"));
+    delete_corrupt(&rt, &b, "truncated", |p: &std::path::Path| {
+        let data = std::fs::read(p).expect("read state.json");
+        std::fs::write(p, &data[..data.len() / 2]).expect("truncate");
+    });
+    delete_corrupt(&rt, &b, "directory", |p: &std::path::Path| {
+        std::fs::remove_file(p).expect("rm state.json");
+        std::fs::create_dir(p).expect("mkdir state.json");
+    });
+}
+
+#[test]
+fn delete_force_with_state_and_config_unreadable_refuses_and_keeps_state() {
+    if skip_unless_root() {
+        return;
+    }
+    let b = sleeper();
+    let rt = Runtime::skiff();
+    let id = start_detached(&rt, &b);
+    let pid = rt.state(&id)["pid"].as_i64().expect("pid");
+    let dir = rt.root().join(&id);
+    let config = std::fs::read(dir.join("config.json")).expect("frozen config.json");
+    std::fs::write(dir.join("state.json"), b"{").unwrap();
+    std::fs::write(dir.join("config.json"), b"{").unwrap();
+    let out = rt.delete_force(&id);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("unreadable"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(dir.exists(), "state removed after a refusal");
+    assert!(alive(pid), "refused, yet the container was killed");
+    // The retry the message asks for, once the config is readable again.
+    std::fs::write(dir.join("config.json"), config).unwrap();
+    rt.delete_force(&id).assert_success("delete --force again");
+    assert!(
+        !alive(pid) || {
+            std::thread::sleep(Duration::from_millis(500));
+            !alive(pid)
+        }
+    );
+    rt.assert_no_leaks(&id, &b);
+}

@@ -337,7 +337,7 @@ impl NonBlock for std::fs::OpenOptions {
     }
 }
 
-fn kill_all_in(cg: &dyn Manager, sig: Signal) {
+pub(super) fn kill_all_in(cg: &dyn Manager, sig: Signal) {
     // An empty cgroup (the common case on delete) needs no freezer round trip.
     if cg.pids().map_or(true, |p| p.is_empty()) {
         return;
@@ -430,11 +430,8 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     }
     let mut c = match Container::load(g, id) {
         Ok(c) => c,
-        Err(e) if force => {
-            // A state dir without readable state (create died mid-way): remove it.
-            log::warn!("{e}; removing {}", st.dir(id).display());
-            return st.remove(id);
-        }
+        // Unreadable state: find what the container left, or refuse.
+        Err(e) if force => return super::orphan::delete_unreadable(g, id, &e),
         Err(e) => return Err(e),
     };
     let _lock = st.lock(id)?;
@@ -456,7 +453,7 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
 /// Whether the container has a PID namespace of its own: then killing its init
 /// kills everything in it, and its cgroup may hold processes that are not its
 /// own (a cgroupsPath shared with other containers), which we must not touch.
-fn has_own_pid_ns(spec: &Spec) -> bool {
+pub(super) fn has_own_pid_ns(spec: &Spec) -> bool {
     spec.linux()
         .as_ref()
         .and_then(|l| l.namespaces().clone())
@@ -508,7 +505,7 @@ fn destroy(c: &Container, own_ns: bool, spec: Option<&Spec>) -> Result<()> {
 /// the cgroup after that belongs to someone else (a shared cgroupsPath), so
 /// the cgroup is left to its other users. Without one, every process in the
 /// cgroup is the container's (as runc has it) and is killed.
-fn release_cgroup(cg: &dyn Manager, own_ns: bool) -> Result<()> {
+pub(super) fn release_cgroup(cg: &dyn Manager, own_ns: bool) -> Result<()> {
     if own_ns {
         if !drained(cg, Duration::from_secs(1)) {
             log::warn!(
