@@ -61,6 +61,7 @@ fn level_name(l: log::Level) -> &'static str {
 /// One complete log line, newline included.
 pub fn format_line(format: Format, level: log::Level, msg: &str) -> String {
     let time = rfc3339_now();
+    let msg = &crate::error::bounded(msg);
     match format {
         Format::Json => {
             let msg = serde_json::to_string(msg).unwrap_or_else(|_| "\"\"".into());
@@ -191,5 +192,17 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(l.trim_end()).unwrap();
         assert_eq!(v["level"], "error");
         assert_eq!(v["msg"], "a \"quoted\"\nmsg");
+    }
+
+    #[test]
+    fn log_lines_are_bounded() {
+        let l = format_line(
+            Format::Json,
+            log::Level::Error,
+            &format!("x\0{}", "y".repeat(1 << 20)),
+        );
+        assert!(l.len() < 600, "{}", l.len());
+        let v: serde_json::Value = serde_json::from_str(l.trim_end()).unwrap();
+        assert!(v["msg"].as_str().unwrap().starts_with("x\\0yyy"));
     }
 }

@@ -26,16 +26,20 @@ fn main() {
     let args = cli::goflags::normalize(args, &cmd);
     let matches = match cmd.try_get_matches_from(args) {
         Ok(m) => m,
+        Err(e) if e.use_stderr() => {
+            // clap quotes the offending argument: bound it like our own errors.
+            eprint!("{}", error::bounded(&e.render().to_string()));
+            std::process::exit(1);
+        }
         Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
             let _ = e.print();
-            std::process::exit(code);
+            std::process::exit(0);
         }
     };
     let cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
+            eprint!("{}", error::bounded(&e.render().to_string()));
             std::process::exit(1);
         }
     };
@@ -43,13 +47,16 @@ fn main() {
         "json" => logging::Format::Json,
         "text" => logging::Format::Text,
         other => {
-            eprintln!("invalid log-format {other:?}: use text or json");
+            eprintln!(
+                "{}",
+                error::bounded(&format!("invalid log-format {other:?}: use text or json"))
+            );
             std::process::exit(1);
         }
     };
     let to_file = cli.log.as_deref().is_some_and(|l| !l.is_empty());
     if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
-        eprintln!("{e}");
+        eprintln!("{}", error::bounded(&e));
         std::process::exit(1);
     }
     match cli::dispatch(cli) {
@@ -58,7 +65,7 @@ fn main() {
             if to_file {
                 log::error!("{e}");
             }
-            eprintln!("{e}");
+            eprintln!("{}", error::bounded(e.message()));
             std::process::exit(1);
         }
     }

@@ -172,8 +172,21 @@ impl DeviceRule {
     }
 }
 
+/// What every device list starts from, whatever the spec says: a new cgroup
+/// inherits its parent's rules (on most hosts "a *:* rwm"), and runc's device
+/// filter starts from deny-all too, so a spec without device rules does not
+/// leave host disks open to a process with CAP_MKNOD.
+pub const DENY_ALL: DeviceRule = DeviceRule {
+    allow: false,
+    kind: DevKind::All,
+    major: None,
+    minor: None,
+    access: ACC_ALL,
+};
+
 /// Devices every container may use, appended after the spec's rules as runc
-/// does: mknod of anything, the /dev basics, ptys and /dev/net/tun.
+/// does: mknod of anything, the /dev basics, ptys and /dev/net/tun (runc 1.1's
+/// list; 1.2.0-1.2.3 dropped tun, 1.2.4 put it back).
 pub const DEFAULT_DEVICES: &[DeviceRule] = &[
     DeviceRule::allow_char(None, None, ACC_MKNOD),
     DeviceRule {
@@ -413,8 +426,20 @@ fn blkio(b: &oci_spec::runtime::LinuxBlockIo) -> Result<BlkIo> {
     Ok(out)
 }
 
+/// The resources `create` applies: the spec's, with the device rules always
+/// present (deny-all plus the defaults when the spec has none), since only
+/// `update` may leave the device rules alone.
+pub fn for_create(r: Option<&LinuxResources>) -> LinuxResources {
+    let mut r = r.cloned().unwrap_or_default();
+    if r.devices().is_none() {
+        r.set_devices(Some(Vec::new()));
+    }
+    r
+}
+
 fn devices(list: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
-    let mut out = Vec::with_capacity(list.len() + DEFAULT_DEVICES.len());
+    let mut out = Vec::with_capacity(list.len() + DEFAULT_DEVICES.len() + 1);
+    out.push(DENY_ALL);
     for (i, d) in list.iter().enumerate() {
         let f = format!("devices[{i}]");
         let kind = match d.typ().unwrap_or(LinuxDeviceType::A) {
@@ -559,12 +584,29 @@ mod tests {
         ]}))
         .unwrap();
         let d = r.devices.unwrap();
-        assert_eq!(d.len(), 3 + DEFAULT_DEVICES.len());
+        assert_eq!(d.len(), 4 + DEFAULT_DEVICES.len());
+        assert_eq!(d[0], DENY_ALL);
+        assert_eq!(d[1].v1_line(), "a *:* rwm");
+        assert!(!d[1].allow);
+        assert_eq!(d[2].v1_line(), "c 10:229 rw");
+        assert_eq!(d[3].v1_line(), "b 8:* m");
+        assert_eq!(d[4].v1_line(), "c *:* m");
+        assert_eq!(d[6].v1_line(), "c 1:3 rwm");
+    }
+
+    #[test]
+    fn create_without_device_rules_denies_all_but_the_defaults() {
+        let r = Resources::from_spec(&for_create(None)).unwrap();
+        let d = r.devices.unwrap();
         assert_eq!(d[0].v1_line(), "a *:* rwm");
         assert!(!d[0].allow);
-        assert_eq!(d[1].v1_line(), "c 10:229 rw");
-        assert_eq!(d[2].v1_line(), "b 8:* m");
-        assert_eq!(d[3].v1_line(), "c *:* m");
-        assert_eq!(d[5].v1_line(), "c 1:3 rwm");
+        assert_eq!(&d[1..], DEFAULT_DEVICES);
+        // `update` (no devices key) still leaves the rules alone.
+        let upd: LinuxResources = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(Resources::from_spec(&upd).unwrap().devices, None);
+        // A spec that allows everything still gets it, after the deny-all.
+        let all = res(serde_json::json!({"devices": [{"allow": true, "access": "rwm"}]}));
+        let d = all.unwrap().devices.unwrap();
+        assert!(d[1].allow && d[1].kind == DevKind::All);
     }
 }

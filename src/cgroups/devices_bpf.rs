@@ -69,8 +69,9 @@ impl Insn {
 fn effective(rules: &[DeviceRule]) -> (bool, &[DeviceRule]) {
     match rules.iter().rposition(|r| r.kind == DevKind::All) {
         Some(i) => (rules[i].allow, &rules[i + 1..]),
-        // A new cgroup starts with its parent's rules; the root allows everything.
-        None => (true, rules),
+        // Deny what no rule allows, as runc's filter does (config.rs puts a
+        // deny-all first anyway: a device filter must never fail open).
+        None => (false, rules),
     }
 }
 
@@ -288,8 +289,8 @@ pub mod tests {
         assert_eq!(run(&p, B, MK, 8, 1), 1);
         assert_eq!(run(&p, C, RD, 8, 1), 1);
         assert_eq!(run(&p, B, RD, 9, 1), 1);
-        // No rules at all: the parent's (root's) allow-everything.
-        assert_eq!(run(&program(&[]), B, RD, 8, 0), 1);
+        // No rules at all: nothing is allowed.
+        assert_eq!(run(&program(&[]), B, RD, 8, 0), 0);
     }
 
     #[test]

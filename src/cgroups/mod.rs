@@ -16,6 +16,7 @@
 //! v2.rs write files, devices_bpf.rs builds the v2 device program, stats.rs reads.
 
 mod config;
+pub use config::for_create as resources_for_create;
 mod convert;
 pub mod devices_bpf;
 mod files;

@@ -32,7 +32,9 @@ impl CreateFlags {
             console_socket: self.console_socket.clone(),
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
-            preserve_fds: self.preserve_fds + crate::process::listen_fds::count(),
+            preserve_fds: self
+                .preserve_fds
+                .saturating_add(crate::process::listen_fds::count()),
             foreground,
             own_console: false,
         }

@@ -65,20 +65,8 @@ pub fn process_from_flags(base: &Process, o: &Overrides) -> Result<Process> {
         p.set_selinux_label(Some(l.to_string()));
     }
     if !o.caps.is_empty() {
-        let mut caps = p.capabilities().clone().unwrap_or_else(empty_caps);
-        let add = |set: Option<oci_spec::runtime::Capabilities>| -> Result<_> {
-            let mut set = set.unwrap_or_default();
-            for name in &o.caps {
-                set.insert(parse_cap(name)?);
-            }
-            Ok(Some(set))
-        };
-        caps.set_bounding(add(caps.bounding().clone())?);
-        caps.set_effective(add(caps.effective().clone())?);
-        caps.set_permitted(add(caps.permitted().clone())?);
-        caps.set_inheritable(add(caps.inheritable().clone())?);
-        caps.set_ambient(add(caps.ambient().clone())?);
-        p.set_capabilities(Some(caps));
+        let caps = p.capabilities().clone().unwrap_or_else(empty_caps);
+        p.set_capabilities(Some(add_exec_caps(caps, &o.caps)?));
     }
     let mut env = p.env().clone().unwrap_or_default();
     env.extend(o.env.iter().cloned());
@@ -103,6 +91,30 @@ pub fn process_from_flags(base: &Process, o: &Overrides) -> Result<Process> {
     p.set_user(user);
     validate(&p)?;
     Ok(p)
+}
+
+/// `exec --cap`: bounding, effective and permitted get each capability; the
+/// inheritable set never does, and ambient only what inheritable already holds
+/// (CVE-2022-29162: an inheritable set filled by `--cap` let unprivileged
+/// programs in the container regain the capabilities across execve).
+fn add_exec_caps(mut caps: LinuxCapabilities, names: &[String]) -> Result<LinuxCapabilities> {
+    let mut add = Vec::with_capacity(names.len());
+    for name in names {
+        add.push(parse_cap(name)?);
+    }
+    let with = |set: Option<oci_spec::runtime::Capabilities>| {
+        let mut set = set.unwrap_or_default();
+        set.extend(add.iter().copied());
+        Some(set)
+    };
+    caps.set_bounding(with(caps.bounding().clone()));
+    caps.set_effective(with(caps.effective().clone()));
+    caps.set_permitted(with(caps.permitted().clone()));
+    let inheritable = caps.inheritable().clone().unwrap_or_default();
+    let mut ambient = caps.ambient().clone().unwrap_or_default();
+    ambient.extend(add.iter().filter(|c| inheritable.contains(c)).copied());
+    caps.set_ambient(Some(ambient));
+    Ok(caps)
 }
 
 fn empty_caps() -> LinuxCapabilities {
@@ -271,6 +283,10 @@ fn sub_cgroup_path(base: &str, list: &[String]) -> Result<Option<String>> {
 /// Start `process` in container `id`; returns its host PID once it is about to
 /// execve (a child of ours, so the caller can wait for it).
 pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32> {
+    launch::check_preserve_fds(o.preserve_fds)?;
+    if let Some(p) = &o.pid_file {
+        store::check_pid_file(p)?;
+    }
     let c = Container::load(g, id)?;
     match c.status {
         Status::Created | Status::Running => {}
@@ -392,7 +408,12 @@ mod tests {
         assert_eq!(p.no_new_privileges(), Some(true));
         let caps = p.capabilities().as_ref().unwrap();
         let admin = oci_spec::runtime::Capability::NetAdmin;
-        assert!(caps.ambient().as_ref().unwrap().contains(&admin));
+        assert!(!caps.ambient().as_ref().unwrap().contains(&admin));
+        assert!(!caps
+            .inheritable()
+            .clone()
+            .unwrap_or_default()
+            .contains(&admin));
         assert!(caps.bounding().as_ref().unwrap().contains(&admin));
         assert!(caps
             .bounding()
@@ -400,6 +421,33 @@ mod tests {
             .unwrap()
             .contains(&oci_spec::runtime::Capability::Kill));
         assert_eq!(p.rlimits().as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn exec_caps_reach_ambient_only_through_the_spec_inheritable_set() {
+        use oci_spec::runtime::Capability::{AuditWrite, Kill, NetAdmin};
+        let mut b = base();
+        let mut c = b.capabilities().clone().unwrap();
+        c.set_inheritable(Some([Kill].into_iter().collect()));
+        b.set_capabilities(Some(c));
+        let o = Overrides {
+            args: vec!["true".into()],
+            caps: vec!["CAP_KILL".into(), "audit_write".into(), "NET_ADMIN".into()],
+            ..Default::default()
+        };
+        let p = process_from_flags(&b, &o).unwrap();
+        let caps = p.capabilities().clone().unwrap();
+        let set = |s: &Option<oci_spec::runtime::Capabilities>| {
+            let mut v: Vec<_> = s.clone().unwrap_or_default().into_iter().collect();
+            v.sort_by_key(|c| c.to_string());
+            v
+        };
+        assert_eq!(set(caps.inheritable()), [Kill]);
+        assert_eq!(set(caps.ambient()), [Kill]);
+        for s in [caps.bounding(), caps.effective(), caps.permitted()] {
+            let s = set(s);
+            assert!([Kill, AuditWrite, NetAdmin].iter().all(|c| s.contains(c)));
+        }
     }
 
     #[test]

@@ -32,11 +32,15 @@ pub struct CreateOpts {
     pub own_console: bool,
 }
 
-/// Undo a half-made container when create fails.
+/// Undo a half-made container when create fails, by `delete`'s rules: with a
+/// PID namespace of its own, killing init (launch already did, if it failed)
+/// ends the container, and whatever else is in the cgroup belongs to another
+/// container sharing the cgroupsPath, which must survive.
 struct Cleanup<'a> {
     store: &'a Store,
     id: &'a str,
     cgroup: Option<&'a dyn Manager>,
+    own_ns: bool,
     pid: i32,
     armed: bool,
 }
@@ -51,8 +55,7 @@ impl Drop for Cleanup<'_> {
             let _ = nix::sys::wait::waitpid(Pid::from_raw(self.pid), None);
         }
         if let Some(cg) = self.cgroup {
-            kill_all_in(cg, Signal::SIGKILL);
-            if let Err(e) = cg.destroy() {
+            if let Err(e) = release_cgroup(cg, self.own_ns) {
                 log::warn!("cleanup: {e}");
             }
         }
@@ -103,6 +106,10 @@ impl Parent for CreateParent<'_> {
 
 pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     store::validate_id(id)?;
+    launch::check_preserve_fds(o.preserve_fds)?;
+    if let Some(p) = &o.pid_file {
+        store::check_pid_file(p)?;
+    }
     let bundle =
         std::fs::canonicalize(&o.bundle).ctx(|| format!("bundle {}", o.bundle.display()))?;
     let spec = spec::load(&bundle)?;
@@ -131,6 +138,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         store: &st,
         id,
         cgroup: cg_box.as_deref(),
+        own_ns: has_own_pid_ns(&spec),
         pid: 0,
         armed: true,
     };
@@ -340,7 +348,7 @@ impl NonBlock for std::fs::OpenOptions {
     }
 }
 
-fn kill_all_in(cg: &dyn Manager, sig: Signal) {
+pub(super) fn kill_all_in(cg: &dyn Manager, sig: Signal) {
     // An empty cgroup (the common case on delete) needs no freezer round trip.
     if cg.pids().map_or(true, |p| p.is_empty()) {
         return;
@@ -433,11 +441,8 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     }
     let mut c = match Container::load(g, id) {
         Ok(c) => c,
-        Err(e) if force => {
-            // A state dir without readable state (create died mid-way): remove it.
-            log::warn!("{e}; removing {}", st.dir(id).display());
-            return st.remove(id);
-        }
+        // Unreadable state: find what the container left, or refuse.
+        Err(e) if force => return super::orphan::delete_unreadable(g, id, &e),
         Err(e) => return Err(e),
     };
     let _lock = st.lock(id)?;
@@ -459,7 +464,7 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
 /// Whether the container has a PID namespace of its own: then killing its init
 /// kills everything in it, and its cgroup may hold processes that are not its
 /// own (a cgroupsPath shared with other containers), which we must not touch.
-fn has_own_pid_ns(spec: &Spec) -> bool {
+pub(super) fn has_own_pid_ns(spec: &Spec) -> bool {
     spec.linux()
         .as_ref()
         .and_then(|l| l.namespaces().clone())
@@ -500,23 +505,30 @@ fn stop(c: &Container, own_ns: bool) -> Result<()> {
 /// Poststop hooks, cgroup removal, state removal.
 fn destroy(c: &Container, own_ns: bool, spec: Option<&Spec>) -> Result<()> {
     if let Some(cg) = c.cgroup() {
-        if own_ns {
-            // The kernel kills the rest of the PID namespace once init is gone;
-            // what is still in the cgroup after that belongs to someone else (a
-            // shared cgroupsPath): leave the cgroup to its other users.
-            if !drained(cg.as_ref(), Duration::from_secs(1)) {
-                log::warn!(
-                    "cgroup {} still has other processes: left in place",
-                    cg.path()
-                );
-                return remove_state(c, spec);
-            }
-        } else {
-            kill_all_in(cg.as_ref(), Signal::SIGKILL);
-        }
-        cg.destroy()?;
+        release_cgroup(cg.as_ref(), own_ns)?;
     }
     remove_state(c, spec)
+}
+
+/// The cgroup of a container whose init is gone (or was just killed), for
+/// `delete` and a failed `create` alike. With a PID namespace of its own the
+/// kernel kills the rest of the namespace once init is gone; what is still in
+/// the cgroup after that belongs to someone else (a shared cgroupsPath), so
+/// the cgroup is left to its other users. Without one, every process in the
+/// cgroup is the container's (as runc has it) and is killed.
+pub(super) fn release_cgroup(cg: &dyn Manager, own_ns: bool) -> Result<()> {
+    if own_ns {
+        if !drained(cg, Duration::from_secs(1)) {
+            log::warn!(
+                "cgroup {} still has other processes: left in place",
+                cg.path()
+            );
+            return Ok(());
+        }
+    } else {
+        kill_all_in(cg, Signal::SIGKILL);
+    }
+    cg.destroy()
 }
 
 /// Poststop hooks, then the state directory.

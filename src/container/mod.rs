@@ -3,6 +3,7 @@
 
 pub mod exec;
 pub mod lifecycle;
+mod orphan;
 pub mod resources;
 pub mod state;
 pub mod store;

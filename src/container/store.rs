@@ -137,8 +137,38 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     } else {
         std::env::current_dir().ctx(|| "getcwd")?.join(path)
     };
+    check_pid_file(&abs)?;
     write_atomic(&abs, pid.to_string().as_bytes())
         .ctx(|| format!("write pid file {}", abs.display()))
+}
+
+/// A pid file may be new or replace a regular file, nothing else: a caller's
+/// typo or a hostile path must not turn a device, fifo, socket, directory or
+/// symlink into our file (runc 1.1 replaces whatever is there).
+pub fn check_pid_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = match fs::symlink_metadata(path) {
+        Ok(m) => m.file_type(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => bail!("--pid-file {}: {e}", path.display()),
+    };
+    let what = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_fifo() {
+        "a fifo"
+    } else {
+        "a socket"
+    };
+    bail!(
+        "--pid-file {}: is {what}, not a regular file; refusing to replace it",
+        path.display()
+    )
 }
 
 /// Write `data` to `path` so readers see the old or the new file, never a torn one.
@@ -146,12 +176,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{}.{}.tmp", name, std::process::id()));
+    // A fresh file, never one already there (a leftover, or a fifo or symlink
+    // planted where we would write).
+    let _ = fs::remove_file(&tmp);
     let mut f = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(&tmp)
         .ctx(|| format!("create {}", tmp.display()))?;
     f.write_all(data)
@@ -170,6 +202,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
 
     #[test]
     fn ids() {
@@ -189,6 +222,25 @@ mod tests {
         ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn pid_file_replaces_only_regular_files() {
+        let d = std::env::temp_dir().join(format!("skiff-pidfile-test-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let fifo = d.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = write_pid_file(&fifo, 42).unwrap_err();
+        assert!(e.message().contains("is a fifo"), "{e}");
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        let link = d.join("link");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        assert!(write_pid_file(&link, 42).is_err());
+        let regular = d.join("pid");
+        write_pid_file(&regular, 41).unwrap();
+        write_pid_file(&regular, 42).unwrap();
+        assert_eq!(fs::read_to_string(&regular).unwrap(), "42");
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

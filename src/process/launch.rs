@@ -43,6 +43,23 @@ fn dup_above(fd: RawFd, min: RawFd) -> Result<OwnedFd> {
     Ok(crate::sys::owned_fd(n))
 }
 
+/// `--preserve-fds N` passes fds 3..3+N: refuse an N for which those cannot
+/// all be fds (beyond the open-file limit), before its arithmetic can wrap
+/// and take stdio or the sync socket with it.
+pub fn check_preserve_fds(n: u32) -> Result<()> {
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ctx(|| "--preserve-fds: getrlimit RLIMIT_NOFILE")?;
+    // Room for the fds we add above the preserved ones (see dup_above).
+    let max = hard.min(i32::MAX as u64).saturating_sub(3 + 16);
+    if u64::from(n) > max {
+        bail!(
+            "--preserve-fds {n}: fds 3 to {} cannot exist (the open file limit is {hard}); at most {max}",
+            u64::from(n) + 2
+        );
+    }
+    Ok(())
+}
+
 fn kill_and_reap(pid: i32) {
     if pid > 0 {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -121,16 +138,16 @@ fn drive(
     if let Some(cg) = l.cgroup {
         cg.apply(stage1)?;
         // exec joins a cgroup whose limits are already set (and maybe changed
-        // by `update` since): only create writes them.
-        if let Some(r) = l
-            .cfg
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|x| x.resources().as_ref())
-            .filter(|_| !l.cfg.exec)
-        {
-            cg.set(r)?;
+        // by `update` since): only create writes them, device rules included
+        // even when the spec has none.
+        if !l.cfg.exec {
+            let spec_res = l
+                .cfg
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|x| x.resources().as_ref());
+            cg.set(&crate::cgroups::resources_for_create(spec_res))?;
         }
     }
     send_or_init_error(ch, &ToInit::CgroupsApplied)?;
