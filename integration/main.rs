@@ -3,6 +3,7 @@
 //! They need root (namespaces, mounts, cgroups); as another user every test
 //! returns early after saying so. See integration/README.md.
 
+mod attacks_rootfs;
 mod cgroups;
 mod differential;
 mod engines;

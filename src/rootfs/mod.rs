@@ -1,5 +1,6 @@
 //! Building the container's filesystem view inside its mount namespace.
 pub mod devices;
+pub mod fdmount;
 pub mod masked;
 pub mod mounts;
 pub mod options;
