@@ -196,6 +196,9 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
                 mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
                     .ctx(|| format!("set rootfsPropagation {prop:?} on /"))?;
             }
+            if cfg.fifo_fd.is_some() {
+                crate::rootfs::procfd::container_proc()?;
+            }
         } else {
             // Without a private mount namespace every mount would land on the
             // host: only change root (the parent warns that mounts are skipped).
@@ -423,8 +426,9 @@ pub fn wait_for_start(fifo: &OwnedFd) -> Result<std::fs::File> {
     let mode = nix::sys::stat::Mode::empty();
     let name = fifo.as_raw_fd().to_string();
     let fd = match OWN_FD_DIR.get() {
-        Some(dir) => nix::fcntl::openat(dir, name.as_str(), flags, mode),
-        None => nix::fcntl::open(format!("/proc/self/fd/{name}").as_str(), flags, mode),
+        Some(dir) => nix::fcntl::openat(dir, name.as_str(), flags, mode).map_err(Error::from),
+        // Never "/proc/self/fd/N" as a string: the container's /proc could fake it.
+        None => crate::rootfs::procfd::reopen(fifo, flags),
     }
     .ctx(|| "open exec fifo")?;
     let f = std::fs::File::from(fd);

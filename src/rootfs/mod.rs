@@ -5,4 +5,6 @@ pub mod masked;
 pub mod mounts;
 pub mod options;
 pub mod pivot;
+pub mod proc_dest;
+pub mod procfd;
 pub mod safe_path;

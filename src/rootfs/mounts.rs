@@ -88,6 +88,8 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
     } else {
         ctx.root.mkdir_all(dest, 0o755)?
     };
+    let bind_src = bind.then_some(src.as_path());
+    super::proc_dest::check(ctx.root.fd(), &target, &typ, bind_src, &shown)?;
     if bind {
         let mnt = bind_mount(&src, &target, &p, &shown)?;
         for f in &p.propagation {
@@ -219,6 +221,7 @@ fn mount_cgroup(ctx: &MountCtx, m: &Mount, p: &Parsed) -> Result<()> {
     let dest = m.destination();
     let shown = format!("mount cgroup onto {}", dest.display());
     let target = ctx.root.mkdir_all(dest, 0o755)?;
+    super::proc_dest::check(ctx.root.fd(), &target, "cgroup", None, &shown)?;
     let unified = ctx.cgroups.len() == 1 && ctx.cgroups[0].name.is_empty();
     if unified {
         let done = ctx.new_cgroupns

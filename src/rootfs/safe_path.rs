@@ -57,6 +57,11 @@ impl Root {
         })
     }
 
+    /// The O_PATH fd of the rootfs itself.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
     pub fn host_path(&self, p: &Path) -> PathBuf {
         self.path.join(relative(p))
     }
