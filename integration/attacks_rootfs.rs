@@ -12,6 +12,10 @@ use std::path::Path;
 fn mounts(b: &mut Bundle) -> &mut Vec<Value> {
     b.config_mut()["mounts"].as_array_mut().unwrap()
 }
+
+fn init_pid(rt: &Runtime, id: &str) -> i64 {
+    rt.state(id)["pid"].as_i64().expect("pid in state")
+}
 /// A fake procfs in the rootfs at `dir`: `self` -> /fakeself, whose fd/N
 /// (for every fd number init could hold) all lead to the directory /decoy.
 /// Whatever resolves /proc/self/fd/N through it lands on /decoy.
@@ -195,4 +199,100 @@ fn readonly_bind_stays_readonly_when_its_destination_resolves_elsewhere() {
         "{}",
         out.stdout_text()
     );
+}
+
+// ---------------------------------------------------------------------------
+// Item 7: tmpcopyup over a volume whose entries are swapped for symlinks
+
+#[test]
+fn tmpcopyup_never_copies_what_a_swapped_symlink_names() {
+    if skip_unless_root() {
+        return;
+    }
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const ENTRIES: usize = 50;
+    let host = TempDir::new("copyup");
+    let secret = format!("SKIFF-HOST-SECRET-{}", std::process::id());
+    fs::create_dir(host.path().join("dir")).unwrap();
+    fs::write(host.path().join("dir/secret"), &secret).unwrap();
+    fs::write(host.path().join("secret"), &secret).unwrap();
+    let mut b = Bundle::new().args(&["true"]);
+    let data = b.rootfs().join("data");
+    fs::create_dir(&data).unwrap();
+    // Pairs a real entry / a symlink to the host, swapped in one renameat2.
+    let mut pairs = Vec::new();
+    for i in 0..ENTRIES {
+        let (d, f) = (data.join(format!("d{i}")), data.join(format!("f{i}")));
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("plain"), "plain").unwrap();
+        fs::write(&f, "plain").unwrap();
+        let (ds, fs_) = (data.join(format!("d{i}.l")), data.join(format!("f{i}.l")));
+        symlink(host.path().join("dir"), &ds).unwrap();
+        symlink(host.path().join("secret"), &fs_).unwrap();
+        pairs.push((d, ds));
+        pairs.push((f, fs_));
+    }
+    mounts(&mut b).push(
+        json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+        "options": ["tmpcopyup", "mode=755"]}),
+    );
+    // Another container sharing the volume swaps each entry with its symlink
+    // and back, atomically, all the time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for (a, b) in &pairs {
+                    let _ = renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE);
+                }
+            }
+        })
+    };
+    let rt = Runtime::skiff();
+    let (mut created, mut leaked) = (0, Vec::new());
+    for _ in 0..60 {
+        let id = rt.new_id();
+        if !rt.create(&id, &b).status.success() {
+            continue;
+        }
+        created += 1;
+        let pid = init_pid(&rt, &id);
+        leaked.extend(files_containing(
+            Path::new(&format!("/proc/{pid}/root/data")),
+            &secret,
+        ));
+        rt.delete_force(&id);
+        if created >= 10 || !leaked.is_empty() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    eprintln!("tmpcopyup: {created} creates, leaked {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "host files copied into the container: {leaked:?}"
+    );
+    assert!(
+        created > 0,
+        "no create succeeded: the copy was never checked"
+    );
+}
+
+/// Regular files under `dir` (not following symlinks: from the host, a
+/// copied symlink would lead to the host's file) whose text contains `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for ent in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(t) = ent.file_type() else { continue };
+        if t.is_dir() {
+            found.extend(files_containing(&ent.path(), needle));
+        } else if t.is_file() && fs::read_to_string(ent.path()).is_ok_and(|s| s.contains(needle)) {
+            found.push(ent.path());
+        }
+    }
+    found
 }

@@ -1,4 +1,5 @@
 //! Building the container's filesystem view inside its mount namespace.
+pub mod copyup;
 pub mod devices;
 pub mod fdmount;
 pub mod masked;

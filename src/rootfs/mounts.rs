@@ -128,48 +128,56 @@ fn fs_mount(
     p: &Parsed,
     shown: &str,
 ) -> Result<()> {
-    let dest = m.destination();
+    if p.tmpcopyup && typ == "tmpfs" {
+        return tmpfs_copyup(target, m, p, shown);
+    }
     let tpath = fd_path(target);
     let flags = p.flags;
     let data = (!p.data.is_empty()).then_some(p.data.as_str());
-    // tmpcopyup: keep a handle on what the tmpfs is about to cover.
-    let below = if p.tmpcopyup && typ == "tmpfs" {
-        Some(
-            nix::fcntl::openat(
-                target.as_fd(),
-                ".",
-                OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .ctx(|| format!("open {} for tmpcopyup", dest.display()))?,
-        )
-    } else {
-        None
-    };
     let srcs = m
         .source()
         .as_ref()
         .map(|s| s.display().to_string())
         .unwrap_or_else(|| typ.to_string());
     match mount(Some(srcs.as_str()), tpath.as_str(), Some(typ), flags, data) {
-        Ok(()) => {}
+        Ok(()) => Ok(()),
         // sysfs cannot be mounted from a user namespace that does not own the
         // network namespace: show the host's read-only, as runc does.
         Err(Errno::EPERM) if typ == "sysfs" && ctx.in_userns => {
             let f = flags | MsFlags::MS_RDONLY;
-            fdmount::bind_path(Path::new("/sys"), target.as_fd(), true, f, p.cleared, shown)?;
+            fdmount::bind_path(Path::new("/sys"), target.as_fd(), true, f, p.cleared, shown)
+                .map(drop)
         }
         Err(e) => bail!("{shown}: {e}"),
     }
-    if let Some(below) = below {
-        let top = ctx
-            .root
-            .resolve(dest)
-            .ctx(|| format!("open {}", dest.display()))?;
-        copy_tree(Path::new(&fd_path(&below)), Path::new(&fd_path(&top)))
-            .ctx(|| format!("tmpcopyup into {}", dest.display()))?;
-    }
-    Ok(())
+}
+
+/// tmpcopyup: a tmpfs made detached, filled from the directory it will cover
+/// (through fds, never following a symlink: copyup), given its mount flags,
+/// then attached. Nothing re-resolves the destination after the mount.
+fn tmpfs_copyup(target: &OwnedFd, m: &Mount, p: &Parsed, shown: &str) -> Result<()> {
+    let dest = m.destination();
+    let below = nix::fcntl::openat(
+        target.as_fd(),
+        ".",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open {} for tmpcopyup", dest.display()))?;
+    let fs = newmount::fsopen(c"tmpfs").ctx(|| format!("{shown}: fsopen tmpfs"))?;
+    let source = m.source().as_ref().map(|s| s.display().to_string());
+    let source = source.as_deref().unwrap_or("tmpfs");
+    fdmount::configure(&fs, source, &p.data, p.flags).ctx(|| shown.to_string())?;
+    let mnt = newmount::create_and_mount(&fs, 0).ctx(|| format!("{shown}: fsmount"))?;
+    let top = nix::fcntl::openat(
+        mnt.as_fd(),
+        ".",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("{shown}: open new tmpfs"))?;
+    super::copyup::copy_dir(below.as_fd(), top.as_fd(), dest)?;
+    fdmount::attach_with(mnt, target.as_fd(), p.flags, p.cleared, shown).map(drop)
 }
 
 fn apply_propagation(root: &Root, dest: &Path, props: &[MsFlags]) -> Result<()> {
@@ -183,34 +191,6 @@ fn apply_propagation(root: &Root, dest: &Path, props: &[MsFlags]) -> Result<()> 
     for f in props {
         mount(None::<&str>, p.as_str(), None::<&str>, *f, None::<&str>)
             .ctx(|| format!("set propagation {:?} on {}", f, dest.display()))?;
-    }
-    Ok(())
-}
-
-/// tmpcopyup: copy what the tmpfs covers into it, keeping modes, owners and
-/// symlinks (regular files, directories and links; other types are skipped).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
-    for ent in std::fs::read_dir(from)? {
-        let ent = ent?;
-        let src = ent.path();
-        let dst = to.join(ent.file_name());
-        let md = std::fs::symlink_metadata(&src)?;
-        let ft = md.file_type();
-        if ft.is_dir() {
-            std::fs::create_dir(&dst)?;
-            copy_tree(&src, &dst)?;
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
-        } else if ft.is_file() {
-            std::fs::copy(&src, &dst)?;
-        } else {
-            continue;
-        }
-        lchown(&dst, Some(md.uid()), Some(md.gid()))?;
-        if !ft.is_symlink() {
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
-        }
     }
     Ok(())
 }
