@@ -7,6 +7,7 @@ use crate::support::*;
 use serde_json::{json, Value};
 use std::fs;
 use std::os::unix::fs::symlink;
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 
 fn mounts(b: &mut Bundle) -> &mut Vec<Value> {
@@ -295,4 +296,68 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
         }
     }
     found
+}
+
+// ---------------------------------------------------------------------------
+// Item 9: /dev/console a symlink in the image (CVE-2025-52565)
+
+#[test]
+fn dev_console_symlink_in_the_image_is_refused() {
+    if skip_unless_root() {
+        return;
+    }
+    let dir = TempDir::new("console");
+    let sock = dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut b = sh("stat -c %t /etc/passwd; grep -c ' /etc/passwd ' /proc/self/mountinfo");
+    b.config_mut()["process"]["terminal"] = json!(true);
+    // /dev from the image (no tmpfs), so its /dev/console symlink survives.
+    mounts(&mut b).retain(|m| {
+        !m["destination"]
+            .as_str()
+            .is_some_and(|d| d == "/dev" || d.starts_with("/dev/"))
+    });
+    mounts(&mut b).push(
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+        "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+    );
+    b.config_mut()["linux"]["maskedPaths"] = json!([]);
+    fs::create_dir_all(b.rootfs().join("dev/pts")).unwrap();
+    // A host-looking target: resolved in the container, it names its /etc/passwd.
+    symlink("/etc/passwd", b.rootfs().join("dev/console")).unwrap();
+    let passwd = fs::read(b.rootfs().join("etc/passwd")).unwrap();
+    b.flush();
+    // Drain the console socket so a run that gets that far does not block.
+    std::thread::spawn(move || {
+        if let Ok((conn, _)) = listener.accept() {
+            let (_, fds) = recv_with_fds(&conn);
+            if let Some(master) = fds.into_iter().next() {
+                let mut s = String::new();
+                let _ = std::io::Read::read_to_string(&mut fs::File::from(master), &mut s);
+            }
+        }
+    });
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    let out = rt.run(&[
+        "run",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    assert_eq!(fs::read(b.rootfs().join("etc/passwd")).unwrap(), passwd);
+    // runc 1.2.8/1.3.3/1.4 refuse too (O_NOFOLLOW: ELOOP); 1.1.5 follows it.
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "console mounted through a symlink"
+    );
+    let err = out.stderr_text();
+    assert!(
+        err.contains("/dev/console") && err.contains("symlink"),
+        "{err}"
+    );
+    rt.assert_no_leaks(&id, &b);
 }
