@@ -361,3 +361,49 @@ fn dev_console_symlink_in_the_image_is_refused() {
     );
     rt.assert_no_leaks(&id, &b);
 }
+
+// ---------------------------------------------------------------------------
+// Item 13: --no-pivot leaves the host's procfs in the mount namespace
+
+#[test]
+fn no_pivot_leaves_no_fully_visible_host_procfs() {
+    if skip_unless_root() {
+        return;
+    }
+    // An unprivileged user in the container makes a user, mount and pid
+    // namespace and mounts a procfs. The kernel allows that only if a fully
+    // visible procfs exists in the mount namespace: the container's own is
+    // masked, but with --no-pivot the host's /proc is still there (under the
+    // chroot) unless the runtime detached it.
+    let mut b = sh(
+        "unshare -r -m -p -f sh -c 'echo in; mount -t proc proc /tmp/p 2>/dev/null; echo rc=$?'",
+    );
+    b.config_mut()["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    fs::create_dir_all(b.rootfs().join("tmp/p")).unwrap();
+    b.flush();
+    let mut runtimes = vec![("skiff", Runtime::skiff())];
+    runtimes.extend(Runtime::runc().map(|r| ("runc", r)));
+    for (name, rt) in &runtimes {
+        for flags in [&["--no-pivot"][..], &[][..]] {
+            let id = rt.new_id();
+            let mut args = vec!["run"];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&["--bundle", b.path_str(), &id]);
+            let out = rt.run(&args);
+            let text = out.stdout_text();
+            if !text.starts_with("in\n") {
+                eprintln!(
+                    "skipping no_pivot_leaves_no_fully_visible_host_procfs: \
+                     no nested user namespace here: {text} {}",
+                    out.stderr_text()
+                );
+                return;
+            }
+            assert!(
+                text.contains("rc=1"),
+                "{name} {flags:?}: proc mounted: {text}"
+            );
+            rt.assert_no_leaks(&id, &b);
+        }
+    }
+}
