@@ -4,6 +4,7 @@
 //! returns early after saying so. See integration/README.md.
 
 mod attacks_ops;
+mod attacks_rootfs;
 mod cgroups;
 mod differential;
 mod engines;

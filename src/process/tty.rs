@@ -6,7 +6,8 @@
 use super::init::InitConfig;
 use crate::bail;
 use crate::error::{Context, Result};
-use crate::rootfs::safe_path::{fd_path, Root};
+use crate::rootfs::fdmount;
+use crate::rootfs::safe_path::Root;
 use crate::sys::{self, tty as systty};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -86,18 +87,66 @@ fn open_ptmx() -> Result<OwnedFd> {
     }
 }
 
-/// Bind the pty peer over /dev/console, through fds on both ends.
+/// Bind the pty peer over /dev/console, through fds on both ends. What is at
+/// /dev/console is never followed (CVE-2025-52565): a symlink there (from the
+/// image, with /dev not a tmpfs) is refused, as runc 1.2.8/1.3.3/1.4 refuse it
+/// (their O_NOFOLLOW open fails with ELOOP); a missing one is created.
 fn mount_console(peer: &OwnedFd) -> Result<()> {
     let root = Root::open(Path::new("/"))?;
-    let target = root.mkfile_all(Path::new("/dev/console"))?;
-    nix::mount::mount(
-        Some(fd_path(peer).as_str()),
-        fd_path(&target).as_str(),
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND,
-        None::<&str>,
+    let dev = root.mkdir_all(Path::new("/dev"), 0o755)?;
+    let dev = nix::fcntl::openat(
+        dev.as_fd(),
+        ".",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
     )
-    .ctx(|| "bind the console pty onto /dev/console")
+    .ctx(|| "open /dev in the container")?;
+    let target = console_target(&dev)?;
+    fdmount::bind_fd(
+        peer.as_fd(),
+        target.as_fd(),
+        false,
+        nix::mount::MsFlags::empty(),
+        nix::mount::MsFlags::empty(),
+        "bind the console pty onto /dev/console",
+    )
+    .map(drop)
+}
+
+/// An O_PATH handle on /dev/console that is a regular file or a char device,
+/// opened under the /dev fd without following anything.
+fn console_target(dev: &OwnedFd) -> Result<OwnedFd> {
+    let path = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = match nix::fcntl::openat(dev.as_fd(), "console", path, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => {
+            let create = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW;
+            match nix::fcntl::openat(
+                dev.as_fd(),
+                "console",
+                create | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o666),
+            ) {
+                Ok(_) | Err(Errno::EEXIST) => {}
+                Err(e) => bail!("create /dev/console in the container: {e}"),
+            }
+            nix::fcntl::openat(dev.as_fd(), "console", path, Mode::empty())
+                .ctx(|| "open /dev/console in the container")?
+        }
+        Err(e) => bail!("open /dev/console in the container: {e}"),
+    };
+    let st = nix::sys::stat::fstat(&fd).ctx(|| "stat /dev/console in the container")?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFCHR => Ok(fd),
+        libc::S_IFLNK => bail!(
+            "/dev/console in the container is a symlink: refusing to mount the console \
+             through it (CVE-2025-52565)"
+        ),
+        other => bail!(
+            "/dev/console in the container is not a file or a char device (mode {other:o}): \
+             refusing to mount the console over it"
+        ),
+    }
 }
 
 /// One message: the master's name as data and exactly one fd as SCM_RIGHTS.

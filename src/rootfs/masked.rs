@@ -1,16 +1,18 @@
 //! maskedPaths, readonlyPaths and the read-only root, applied after pivot_root.
 //! Masking binds /dev/null opened once and checked to be the real char 1:3 device
-//! (CVE-2025-31133), onto targets resolved without following symlinks.
+//! (CVE-2025-31133), onto targets resolved without following symlinks. Every
+//! mount here is made through fds with the new mount API: after pivot_root,
+//! /proc/self/fd/N would be looked up in the container's /proc.
 
-use super::mounts::remount_bind;
-use super::safe_path::fd_path;
+use super::fdmount;
 use crate::bail;
 use crate::error::{Context, Result};
+use crate::sys::newmount::{self, MOUNT_ATTR_RDONLY};
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, major, minor};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 fn open_target(p: &Path) -> nix::Result<OwnedFd> {
@@ -32,6 +34,15 @@ fn open_dev_null() -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// An empty read-only tmpfs, detached, to attach over a masked directory.
+fn empty_tmpfs() -> std::io::Result<OwnedFd> {
+    let fs = newmount::fsopen(c"tmpfs")?;
+    // The source mountinfo shows, as for runc's mount(2) of "tmpfs".
+    newmount::fsconfig_string(&fs, c"source", c"tmpfs")?;
+    newmount::fsconfig_string(&fs, c"size", c"0k")?;
+    newmount::create_and_mount(&fs, MOUNT_ATTR_RDONLY)
+}
+
 pub fn mask(paths: &[String]) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
@@ -44,30 +55,26 @@ pub fn mask(paths: &[String]) -> Result<()> {
             Err(e) => bail!("mask {p}: open: {e}"),
         };
         let st = fstat(&fd).ctx(|| format!("mask {p}: stat"))?;
-        let target = fd_path(&fd);
+        let shown = format!("mask {p}");
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            mount(
-                Some("tmpfs"),
-                target.as_str(),
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                Some("size=0k"),
-            )
-            .ctx(|| format!("mask {p}: mount tmpfs"))?;
+            let mnt = empty_tmpfs().ctx(|| format!("{shown}: make an empty tmpfs"))?;
+            newmount::attach(mnt.as_fd(), fd.as_fd()).ctx(|| format!("{shown}: move_mount"))?;
         } else {
-            mount(
-                Some(fd_path(&null).as_str()),
-                target.as_str(),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .ctx(|| format!("mask {p}: bind /dev/null"))?;
+            fdmount::bind_fd(
+                null.as_fd(),
+                fd.as_fd(),
+                false,
+                MsFlags::empty(),
+                MsFlags::empty(),
+                &format!("{shown}: bind /dev/null"),
+            )?;
         }
     }
     Ok(())
 }
 
+/// Each path bound onto itself (with what is mounted below it) and that
+/// bind made read-only before it is attached.
 pub fn readonly(paths: &[String]) -> Result<()> {
     for p in paths {
         let fd = match open_target(Path::new(p)) {
@@ -75,21 +82,20 @@ pub fn readonly(paths: &[String]) -> Result<()> {
             Err(Errno::ENOENT) => continue,
             Err(e) => bail!("readonly path {p}: open: {e}"),
         };
-        let t = fd_path(&fd);
-        mount(
-            Some(t.as_str()),
-            t.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .ctx(|| format!("readonly path {p}: bind"))?;
-        remount_bind(Path::new(p), MsFlags::MS_RDONLY, MsFlags::empty())
-            .ctx(|| format!("readonly path {p}"))?;
+        let shown = format!("readonly path {p}");
+        fdmount::bind_fd(
+            fd.as_fd(),
+            fd.as_fd(),
+            true,
+            MsFlags::MS_RDONLY,
+            MsFlags::empty(),
+            &shown,
+        )?;
     }
     Ok(())
 }
 
 pub fn readonly_root() -> Result<()> {
-    remount_bind(Path::new("/"), MsFlags::MS_RDONLY, MsFlags::empty()).ctx(|| "remount / read-only")
+    let fd = open_target(Path::new("/")).ctx(|| "open /")?;
+    fdmount::remount_fd(fd.as_fd(), MsFlags::MS_RDONLY, "remount / read-only")
 }

@@ -1,7 +1,8 @@
 //! Paths inside the container's rootfs, resolved by the kernel as if the rootfs
 //! were `/` (openat2 RESOLVE_IN_ROOT), so a symlink in the image can never lead
 //! out of it (CVE-2021-30465, CVE-2024-45310). We act on the returned O_PATH fds
-//! (mount through /proc/self/fd/N) instead of re-resolving strings.
+//! (with the new mount API, or before pivot_root through the host's
+//! /proc/self/fd/N, never the container's) instead of re-resolving strings.
 
 use crate::bail;
 use crate::error::{Context, Result};
@@ -54,6 +55,11 @@ impl Root {
             fd,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The O_PATH fd of the rootfs itself.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
     }
 
     pub fn host_path(&self, p: &Path) -> PathBuf {
