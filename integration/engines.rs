@@ -813,6 +813,16 @@ fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// podman's own default: the systemd driver where systemd is PID 1 (the VM
+/// lane's guest, and most hosts), cgroupfs where it is not.
+fn podman_cgroup_manager() -> &'static str {
+    if Path::new("/run/systemd/system").is_dir() {
+        "systemd"
+    } else {
+        "cgroupfs"
+    }
+}
+
 struct Podman<'a> {
     e: &'a Engine,
 }
@@ -826,7 +836,7 @@ impl Podman<'_> {
             "--runtime".into(),
             skiff_bin().display().to_string(),
             "--cgroup-manager".into(),
-            "cgroupfs".into(),
+            podman_cgroup_manager().into(),
             "--events-backend".into(),
             "file".into(),
         ]
@@ -871,9 +881,10 @@ fn podman_runs_execs_pauses_and_removes_with_skiff() {
     fs::write(
         e.path("containers.conf"),
         format!(
-            "[containers]\nnetns = \"none\"\n[engine]\ncgroup_manager = \"cgroupfs\"\n\
+            "[containers]\nnetns = \"none\"\n[engine]\ncgroup_manager = \"{}\"\n\
              events_logger = \"file\"\nevents_logfile_path = \"{}\"\ntmp_dir = \"{}\"\n\
              volume_path = \"{}\"\n",
+            podman_cgroup_manager(),
             e.p("events.log"),
             e.p("tmp"),
             e.p("volumes")

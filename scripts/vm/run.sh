@@ -95,7 +95,7 @@ timeout --kill-after=15 "$timeout" qemu-system-x86_64 \
     -accel tcg,thread=multi,tb-size=256 -cpu max -smp 2 -m "$mem" \
     -display none -monitor none -serial "file:$console" -no-reboot -nic none \
     -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 quiet panic=-1 net.ifnames=0" \
+    -append "root=/dev/vda rw console=ttyS0 quiet panic=-1 net.ifnames=0 mitigations=off" \
     -drive "file=$tmp/root.qcow2,if=virtio,format=qcow2,cache=unsafe" \
     -drive "file=$tmp/payload.img,if=virtio,format=raw" &
 qemu_pid=$!
