@@ -457,6 +457,25 @@ fn remove_parent_cgroups(name: &str) {
 // ---------------------------------------------------------------------------
 // Docker
 
+/// True on a unified cgroup v2 host (the VM lane's guest), false on a hybrid one.
+fn unified_cgroups() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// A limit as a Docker container sees it in its /sys/fs/cgroup: a v1
+/// hierarchy's file on a hybrid host; on a unified one its own cgroup's v2
+/// file (Docker gives containers a private cgroup namespace there).
+fn limit_file(controller: &str) -> &'static str {
+    match (unified_cgroups(), controller) {
+        (false, "memory") => "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        (false, "cpu") => "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        (false, _) => "/sys/fs/cgroup/pids/pids.max",
+        (true, "memory") => "/sys/fs/cgroup/memory.max",
+        (true, "cpu") => "/sys/fs/cgroup/cpu.max",
+        (true, _) => "/sys/fs/cgroup/pids.max",
+    }
+}
+
 struct Docker<'a> {
     e: &'a Engine,
 }
@@ -642,15 +661,9 @@ fn docker_everyday_commands_work_with_runtime_skiff() {
         &id,
     ])
     .ok();
-    d.run(&[
-        "exec",
-        &id,
-        "cat",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-        "/sys/fs/cgroup/pids/pids.max",
-    ])
-    .ok()
-    .has("67108864\n77");
+    d.run(&["exec", &id, "cat", limit_file("memory"), limit_file("pids")])
+        .ok()
+        .has("67108864\n77");
     d.run(&["pause", &id]).ok();
     assert_eq!(d.inspect("{{.State.Status}}", &id), "paused");
     d.run(&["exec", &id, "true"]).fails();
@@ -749,13 +762,18 @@ fn docker_everyday_commands_work_with_runtime_skiff() {
         &["--memory", "32m", "--cpus", "0.5", "--pids-limit", "50"],
         &[
             "cat",
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
-            "/sys/fs/cgroup/pids/pids.max",
+            limit_file("memory"),
+            limit_file("cpu"),
+            limit_file("pids"),
         ],
     )
     .ok()
-    .has("33554432\n50000\n50");
+    // cgroup v2's cpu.max holds quota and period.
+    .has(if unified_cgroups() {
+        "33554432\n50000 100000\n50"
+    } else {
+        "33554432\n50000\n50"
+    });
     d.rm(
         &["--ulimit", "nofile=512:1024"],
         &["sh", "-c", "ulimit -n; ulimit -Hn"],

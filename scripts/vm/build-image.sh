@@ -26,7 +26,7 @@ SUITE=trixie
 # has no 9p and virtio only as modules; Debian's initramfs loads virtio_blk.
 # The rest is what the integration tests run or compare against.
 GUEST_PACKAGES="systemd systemd-sysv dbus libpam-systemd linux-image-amd64 initramfs-tools
- busybox-static runc crun containerd docker.io podman criu iptables uidmap
+ busybox-static runc crun containerd docker.io docker-cli podman criu iptables uidmap
  containernetworking-plugins iproute2 python3 procps util-linux kmod e2fsprogs
  ca-certificates catatonit conmon fuse-overlayfs slirp4netns passt netavark aardvark-dns
  strace"
@@ -179,6 +179,21 @@ make_image() {
     rm -rf "$work/rootfs"
 }
 
+# Images of older recipes, unused (run.sh touches last-used) for two days.
+prune_old_images() {
+    for old in "$CACHE"/*/; do
+        old=${old%/}
+        [ "$(basename "$old")" = "$1" ] && continue
+        [ -f "$old/ready" ] || continue
+        stamp=$old/last-used
+        [ -f "$stamp" ] || stamp=$old/ready
+        if [ -n "$(find "$stamp" -mmin +2880)" ]; then
+            log "removing the unused image $old"
+            rm -rf "$old"
+        fi
+    done
+}
+
 main() {
     if [ "${1:-}" = --in-namespace ]; then
         build_rootfs "$2" "$3"
@@ -217,6 +232,7 @@ main() {
     if ! mv -T "$work" "$dir" 2>/dev/null; then
         rm -rf "$work"
     fi
+    prune_old_images "$hash"
     echo "$dir"
 }
 

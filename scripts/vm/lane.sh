@@ -6,10 +6,14 @@
 #   scripts/vm/lane.sh [TEST-FILTER...]     e.g. scripts/vm/lane.sh cgroups:: lifecycle::
 #
 # Results go to target/vm-lane/: integration.log (the test binary's output),
-# summary.txt (counts and the failing tests), console.log, guest-info,
+# summary.txt (counts, failing and skipped tests), console.log, guest-info,
 # versions (runc, crun, docker, containerd, podman, kernel in the guest).
-# Env: SKIFF_VM_TIMEOUT (whole guest run, default 3600 s), SKIFF_VM_THREADS
-# (--test-threads in the guest, default 2), SKIFF_VM_MEM (MiB, default 2048).
+# Each test runs in its own process in the guest, with its output in
+# tests/NAME.log; integration.log has one result line per test (with its wall
+# time), the skipped tests' reasons, and the output of every failed test.
+# Env: SKIFF_VM_TIMEOUT (whole guest run, default 3600 s), SKIFF_VM_TEST_TIMEOUT
+# (one test, default 600 s), SKIFF_VM_THREADS (tests at once, default 2),
+# SKIFF_VM_MEM (guest MiB, default 2048).
 # Exit status: 0 when every test passed, else non-zero.
 set -euo pipefail
 
@@ -44,6 +48,7 @@ cp -a scripts "$LANE/payload/scripts"
 echo "$ROOT" >"$LANE/payload/manifest-dir"
 printf '%s\n' "$@" >"$LANE/payload/test-args"
 echo "${SKIFF_VM_THREADS:-2}" >"$LANE/payload/test-threads"
+echo "${SKIFF_VM_TEST_TIMEOUT:-600}" >"$LANE/payload/test-timeout"
 
 start=$(date +%s)
 status=0
@@ -68,6 +73,8 @@ ignored = sorted(t for t, r in results.items() if r == "ignored")
 info = (lane / "guest-info").read_text() if (lane / "guest-info").exists() else ""
 lines = [f"VM lane (guest exit {status}, {elapsed} s wall)", info.strip(), ""]
 lines += [f"FAILED {t}" for t in failed]
+skips = [l for l in log.read_text(errors="replace").splitlines() if " skipping " in l] if log.exists() else []
+lines += [f"skipped {l}" for l in skips]
 if not results:
     lines.append("no test results: see console.log and script.log")
 lines.append(f"{len(passed)} passed, {len(failed)} failed, {len(ignored)} skipped")

@@ -61,6 +61,7 @@ for f in rootfs.img vmlinuz initrd.img; do
     [ -f "$image/$f" ] || die "$image/$f missing"
 done
 
+touch "$image/last-used" 2>/dev/null || true
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/skiff-vm-run.XXXXXX")
 qemu_pid="" tail_pid=""
 cleanup() {
