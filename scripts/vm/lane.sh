@@ -13,7 +13,8 @@
 # time), the skipped tests' reasons, and the output of every failed test.
 # Env: SKIFF_VM_TIMEOUT (whole guest run, default 3600 s), SKIFF_VM_TEST_TIMEOUT
 # (one test, default 600 s), SKIFF_VM_THREADS (tests at once, default 2),
-# SKIFF_VM_MEM (guest MiB, default 2048).
+# SKIFF_VM_MEM (guest MiB, default 2048), SKIFF_VM_SKIFF (the skiff binary to
+# test, default this tree's release build).
 # Exit status: 0 when every test passed, else non-zero.
 set -euo pipefail
 
@@ -23,7 +24,8 @@ CARGO=${CARGO:-cargo}
 LANE=$ROOT/target/vm-lane
 
 "$CARGO" build --release
-skiff=$ROOT/target/x86_64-unknown-linux-gnu/release/skiff
+# SKIFF_VM_SKIFF: another static skiff binary to test with these tests.
+skiff=${SKIFF_VM_SKIFF:-$ROOT/target/x86_64-unknown-linux-gnu/release/skiff}
 # The integration test binary (static too, per .cargo/config.toml), built but not run.
 testbin=$("$CARGO" test --release --test integration --no-run --message-format=json |
     python3 -c '
@@ -72,7 +74,15 @@ failed = sorted(t for t, r in results.items() if r == "FAILED")
 ignored = sorted(t for t, r in results.items() if r == "ignored")
 info = (lane / "guest-info").read_text() if (lane / "guest-info").exists() else ""
 lines = [f"VM lane (guest exit {status}, {elapsed} s wall)", info.strip(), ""]
-lines += [f"FAILED {t}" for t in failed]
+def reason(test):
+    """The first line of the test's panic message, to group failures by cause."""
+    f = lane / "tests" / f"{test}.log"
+    text = f.read_text(errors="replace").splitlines() if f.exists() else []
+    for i, line in enumerate(text):
+        if " panicked at " in line and i + 1 < len(text):
+            return text[i + 1][:200]
+    return text[-1][:200] if text else "no output"
+lines += [f"FAILED {t}: {reason(t)}" for t in failed]
 skips = [l for l in log.read_text(errors="replace").splitlines() if " skipping " in l] if log.exists() else []
 lines += [f"skipped {l}" for l in skips]
 if not results:
