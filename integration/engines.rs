@@ -841,6 +841,16 @@ fn podman_cgroup_manager() -> &'static str {
     }
 }
 
+/// The IDs of the containers in podman's file event log (one JSON object a line).
+fn podman_event_ids(log: &Path) -> Vec<String> {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|ev| ev["Type"] == "container")
+        .filter_map(|ev| ev["ID"].as_str().map(String::from))
+        .collect()
+}
+
 struct Podman<'a> {
     e: &'a Engine,
 }
@@ -992,13 +1002,20 @@ fn podman_runs_execs_pauses_and_removes_with_skiff() {
     let root = Path::new("/run/skiff");
     let mut ids = vec![id];
     for f in [&c1, &c2, &c3] {
-        ids.push(
-            fs::read_to_string(f)
-                .expect("podman --cidfile")
-                .trim()
-                .to_string(),
-        );
+        // podman 4.3 (Debian 12) keeps a --rm container's --cidfile; podman
+        // 5 (Debian 13, the VM lane) removes it with the container.
+        if let Ok(cid) = fs::read_to_string(f) {
+            ids.push(cid.trim().to_string());
+        }
     }
+    // So also every container podman's event log (the file logger) names.
+    ids.extend(podman_event_ids(&e.path("events.log")));
+    ids.sort();
+    ids.dedup();
+    assert!(
+        ids.len() >= 4,
+        "container IDs from --cidfile and events.log: {ids:?}"
+    );
     for id in &ids {
         let bundle = e
             .path("storage/overlay-containers")
