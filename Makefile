@@ -8,7 +8,7 @@ CARGO ?= cargo
 export SKIFF_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
 SKIFF := ./target/x86_64-unknown-linux-gnu/release/skiff
 
-.PHONY: all build deps demo test lint bench clean
+.PHONY: all build deps demo test host-test vm-test vm-image lint bench clean
 
 all: build
 
@@ -26,10 +26,24 @@ demo: deps build
 	$(SKIFF) --root "$$root" run --bundle demo/bundle demo-$$$$; rc=$$?; \
 	rm -rf "$$root"; exit $$rc
 
+# The host suite, then the VM lane (README.md, "VM lane").
+test: host-test vm-test
+
 # Unit tests (no root needed), then black-box tests of the release binary.
-test: deps build
+host-test: deps build
 	$(CARGO) test --release --bins
 	$(CARGO) test --release --test integration -- --test-threads=2
+
+# The integration tests inside a Debian 13 guest with systemd and cgroup v2
+# (qemu TCG). The guest image is built once per machine and cached in
+# /var/cache/skiff-vm. Results: target/vm-lane/. Run a subset with
+# `make vm-test VM_TEST_ARGS="cgroups:: lifecycle::"`.
+vm-test: deps build
+	scripts/vm/lane.sh $(VM_TEST_ARGS)
+
+# Build (or find) the cached guest image and print its directory.
+vm-image:
+	scripts/vm/build-image.sh
 
 lint:
 	$(CARGO) fmt --check

@@ -457,6 +457,25 @@ fn remove_parent_cgroups(name: &str) {
 // ---------------------------------------------------------------------------
 // Docker
 
+/// True on a unified cgroup v2 host (the VM lane's guest), false on a hybrid one.
+fn unified_cgroups() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// A limit as a Docker container sees it in its /sys/fs/cgroup: a v1
+/// hierarchy's file on a hybrid host; on a unified one its own cgroup's v2
+/// file (Docker gives containers a private cgroup namespace there).
+fn limit_file(controller: &str) -> &'static str {
+    match (unified_cgroups(), controller) {
+        (false, "memory") => "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        (false, "cpu") => "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        (false, _) => "/sys/fs/cgroup/pids/pids.max",
+        (true, "memory") => "/sys/fs/cgroup/memory.max",
+        (true, "cpu") => "/sys/fs/cgroup/cpu.max",
+        (true, _) => "/sys/fs/cgroup/pids.max",
+    }
+}
+
 struct Docker<'a> {
     e: &'a Engine,
 }
@@ -642,15 +661,9 @@ fn docker_everyday_commands_work_with_runtime_skiff() {
         &id,
     ])
     .ok();
-    d.run(&[
-        "exec",
-        &id,
-        "cat",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-        "/sys/fs/cgroup/pids/pids.max",
-    ])
-    .ok()
-    .has("67108864\n77");
+    d.run(&["exec", &id, "cat", limit_file("memory"), limit_file("pids")])
+        .ok()
+        .has("67108864\n77");
     d.run(&["pause", &id]).ok();
     assert_eq!(d.inspect("{{.State.Status}}", &id), "paused");
     d.run(&["exec", &id, "true"]).fails();
@@ -749,13 +762,18 @@ fn docker_everyday_commands_work_with_runtime_skiff() {
         &["--memory", "32m", "--cpus", "0.5", "--pids-limit", "50"],
         &[
             "cat",
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
-            "/sys/fs/cgroup/pids/pids.max",
+            limit_file("memory"),
+            limit_file("cpu"),
+            limit_file("pids"),
         ],
     )
     .ok()
-    .has("33554432\n50000\n50");
+    // cgroup v2's cpu.max holds quota and period.
+    .has(if unified_cgroups() {
+        "33554432\n50000 100000\n50"
+    } else {
+        "33554432\n50000\n50"
+    });
     d.rm(
         &["--ulimit", "nofile=512:1024"],
         &["sh", "-c", "ulimit -n; ulimit -Hn"],
@@ -813,6 +831,26 @@ fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// podman's own default: the systemd driver where systemd is PID 1 (the VM
+/// lane's guest, and most hosts), cgroupfs where it is not.
+fn podman_cgroup_manager() -> &'static str {
+    if Path::new("/run/systemd/system").is_dir() {
+        "systemd"
+    } else {
+        "cgroupfs"
+    }
+}
+
+/// The IDs of the containers in podman's file event log (one JSON object a line).
+fn podman_event_ids(log: &Path) -> Vec<String> {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|ev| ev["Type"] == "container")
+        .filter_map(|ev| ev["ID"].as_str().map(String::from))
+        .collect()
+}
+
 struct Podman<'a> {
     e: &'a Engine,
 }
@@ -826,7 +864,7 @@ impl Podman<'_> {
             "--runtime".into(),
             skiff_bin().display().to_string(),
             "--cgroup-manager".into(),
-            "cgroupfs".into(),
+            podman_cgroup_manager().into(),
             "--events-backend".into(),
             "file".into(),
         ]
@@ -871,9 +909,10 @@ fn podman_runs_execs_pauses_and_removes_with_skiff() {
     fs::write(
         e.path("containers.conf"),
         format!(
-            "[containers]\nnetns = \"none\"\n[engine]\ncgroup_manager = \"cgroupfs\"\n\
+            "[containers]\nnetns = \"none\"\n[engine]\ncgroup_manager = \"{}\"\n\
              events_logger = \"file\"\nevents_logfile_path = \"{}\"\ntmp_dir = \"{}\"\n\
              volume_path = \"{}\"\n",
+            podman_cgroup_manager(),
             e.p("events.log"),
             e.p("tmp"),
             e.p("volumes")
@@ -963,13 +1002,20 @@ fn podman_runs_execs_pauses_and_removes_with_skiff() {
     let root = Path::new("/run/skiff");
     let mut ids = vec![id];
     for f in [&c1, &c2, &c3] {
-        ids.push(
-            fs::read_to_string(f)
-                .expect("podman --cidfile")
-                .trim()
-                .to_string(),
-        );
+        // podman 4.3 (Debian 12) keeps a --rm container's --cidfile; podman
+        // 5 (Debian 13, the VM lane) removes it with the container.
+        if let Ok(cid) = fs::read_to_string(f) {
+            ids.push(cid.trim().to_string());
+        }
     }
+    // So also every container podman's event log (the file logger) names.
+    ids.extend(podman_event_ids(&e.path("events.log")));
+    ids.sort();
+    ids.dedup();
+    assert!(
+        ids.len() >= 4,
+        "container IDs from --cidfile and events.log: {ids:?}"
+    );
     for id in &ids {
         let bundle = e
             .path("storage/overlay-containers")

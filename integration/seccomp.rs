@@ -338,8 +338,10 @@ fn seccomp_notify_sends_the_fd_and_state_to_the_listener() {
         (state, answered)
     });
     let out = rt.run_container_as(&id, &b);
-    let (state, answered) = agent.join().unwrap();
+    // Before the join: a create that failed never connected, and the agent
+    // would wait in accept() forever.
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr_text());
+    let (state, answered) = agent.join().unwrap();
     assert!(out.stdout_text().contains("rc=1"), "{}", out.stdout_text());
     assert!(
         !out.stdout_text().contains("exists"),
