@@ -773,8 +773,24 @@ fn two_hundred_containers_leave_no_cgroup_behind() {
     }
 }
 
+/// The freezer directory of absolute cgroup path `p` on this host.
+fn freezer_dir(p: &str) -> (PathBuf, &'static str, &'static str) {
+    let p = p.trim_start_matches('/');
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        (Path::new("/sys/fs/cgroup").join(p), "cgroup.freeze", "1")
+    } else {
+        (
+            Path::new("/sys/fs/cgroup/freezer").join(p),
+            "freezer.state",
+            "FROZEN",
+        )
+    }
+}
+
+// runc 1.2 refuses both (1.1.5 here only warns "container's cgroup is not
+// empty ... DEPRECATED"); the words are runc 1.2's.
 #[test]
-fn delete_spares_other_containers_in_a_shared_cgroup() {
+fn a_busy_or_frozen_cgroup_is_refused() {
     if skip_unless_root() {
         return;
     }
@@ -783,26 +799,42 @@ fn delete_spares_other_containers_in_a_shared_cgroup() {
     let mut b = Bundle::new().args(&["sleep", "100"]);
     b.config_mut()["linux"]["cgroupsPath"] = json!(shared);
     let (a, c) = (rt.new_id(), rt.new_id());
-    for id in [&a, &c] {
-        rt.create(id, &b).assert_success("create");
-        rt.start(id).assert_success("start");
-    }
-    rt.delete_force(&c)
-        .assert_success("delete --force of one of them");
-    assert_eq!(
-        rt.state(&a)["status"],
-        "running",
-        "the other container was killed"
-    );
-    rt.delete_force(&a)
-        .assert_success("delete --force of the last one");
-    rt.assert_no_leaks(&a, &b);
+    rt.create(&a, &b).assert_success("create");
+    rt.start(&a).assert_success("start");
+    let out = rt.create(&c, &b);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
     assert!(
-        !Path::new("/sys/fs/cgroup/pids")
-            .join(shared.trim_start_matches('/'))
-            .exists(),
-        "the shared cgroup outlived its last container"
+        out.stderr_text()
+            .contains("container's cgroup is not empty: 1 process(es) found"),
+        "{}",
+        out.stderr_text()
     );
+    rt.assert_no_leaks(&c, &b);
+    assert_eq!(rt.state(&a)["status"], "running", "the first one was hurt");
+    rt.delete_force(&a).assert_success("delete --force");
+    rt.assert_no_leaks(&a, &b);
+
+    let frozen = format!("/skiff-it-frozen-{}", std::process::id());
+    let (dir, file, value) = freezer_dir(&frozen);
+    fs::create_dir_all(&dir).expect("mkdir freezer cgroup");
+    fs::write(dir.join(file), value).expect("freeze");
+    b.config_mut()["linux"]["cgroupsPath"] = json!(frozen);
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    let _ = fs::write(dir.join(file), if value == "1" { "0" } else { "THAWED" });
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text()
+            .contains("container's cgroup unexpectedly frozen"),
+        "{}",
+        out.stderr_text()
+    );
+    rt.assert_no_leaks(&id, &b);
+    assert!(dir.exists(), "a cgroup that was not ours was removed");
+    for h in fs::read_dir("/sys/fs/cgroup").expect("ls").flatten() {
+        let _ = fs::remove_dir(h.path().join(frozen.trim_start_matches('/')));
+    }
+    let _ = fs::remove_dir(&dir);
 }
 
 #[test]

@@ -24,6 +24,7 @@ mod path;
 pub mod stats;
 mod v1;
 mod v2;
+mod v2place;
 
 use crate::bail;
 use crate::error::Result;
@@ -63,6 +64,20 @@ pub trait Manager {
     fn mounts(&self) -> Vec<CgroupMount>;
     /// A pollable source of OOM-kill notifications for `events`.
     fn oom_watch(&self) -> Result<OomWatch>;
+
+    /// Refuse a cgroup that is in use before a new container goes into it, in
+    /// runc 1.2's words (1.1 only warned): processes there would become the
+    /// container's, and a frozen cgroup would hang its init.
+    fn check_unused(&self) -> Result<()> {
+        let n = self.pids().map_or(0, |p| p.len());
+        if n > 0 {
+            bail!("container's cgroup is not empty: {n} process(es) found");
+        }
+        if let Ok(FreezerState::Frozen) = self.freezer_state() {
+            bail!("container's cgroup unexpectedly frozen");
+        }
+        Ok(())
+    }
 }
 
 /// Build a manager for a new container.
@@ -98,7 +113,8 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
             else {
                 bail!("cgroup v2 host without a cgroup2 mount");
             };
-            Box::new(v2::V2::new(dir, Some(root), persisted))
+            let own = own_v2_dir(layout);
+            Box::new(v2::V2::new(dir, Some(root), persisted).with_own(own))
         }
         _ => {
             let mut unified = None;
@@ -124,6 +140,15 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
             Box::new(v1::V1::new(v1dirs, unified, persisted))
         }
     })
+}
+
+/// Our own cgroup's directory in the unified tree, if /proc/self/cgroup says.
+fn own_v2_dir(layout: &layout::Layout) -> Option<PathBuf> {
+    let (mount, root) = layout.unified.as_ref()?;
+    let own = layout::own_cgroups().ok()?;
+    let mine = layout::own_path(&own, "")?;
+    let rel = mine.strip_prefix(root.as_str()).unwrap_or(mine);
+    Some(mount.join(rel.trim_start_matches('/')))
 }
 
 /// The usual directory name of a v1 hierarchy under /sys/fs/cgroup.

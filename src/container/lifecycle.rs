@@ -117,8 +117,11 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
         id,
         g.systemd_cgroup,
-    ) {
+    )
+    .and_then(|m| m.check_unused().map(|()| m))
+    {
         Ok(m) => Some(m),
+        // Nothing of ours to undo yet: an in-use cgroup is someone else's.
         Err(e) => {
             let _ = st.remove(id);
             return Err(e);
