@@ -22,6 +22,7 @@ mod files;
 mod layout;
 mod path;
 pub mod stats;
+mod systemd;
 mod v1;
 mod v2;
 mod v2place;
@@ -103,6 +104,24 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
     };
     let dirs = path::resolve(layout, &inner)?;
     let persisted = path::encode(&dirs);
+    let unified = layout.mode == layout::Mode::Unified;
+    if systemd {
+        // systemd makes the unit's cgroup and its parents: the cgroupfs
+        // manager underneath only joins it and writes files.
+        let fs = fs_manager(layout, dirs, persisted, false)?;
+        let name = path::systemd_name(cgroups_path, id)?;
+        return Ok(Box::new(systemd::Driver::new(fs, name, id, unified)?));
+    }
+    fs_manager(layout, dirs, persisted, true)
+}
+
+/// The cgroupfs manager of `dirs`; `place`: it creates the v2 cgroup itself.
+fn fs_manager(
+    layout: &layout::Layout,
+    dirs: Vec<(String, PathBuf)>,
+    persisted: String,
+    place: bool,
+) -> Result<Box<dyn Manager>> {
     Ok(match layout.mode {
         layout::Mode::Unified => {
             let Some((dir, root)) = dirs
@@ -113,6 +132,9 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
             else {
                 bail!("cgroup v2 host without a cgroup2 mount");
             };
+            if !place {
+                return Ok(Box::new(v2::V2::new(dir, None, persisted)));
+            }
             let own = own_v2_dir(layout);
             Box::new(v2::V2::new(dir, Some(root), persisted).with_own(own))
         }
@@ -157,8 +179,16 @@ fn mount_name(key: &str) -> String {
 }
 
 /// Rebuild the manager of an existing container from its persisted path.
-pub fn load(path: &str, _systemd: bool) -> Result<Box<dyn Manager>> {
+pub fn load(path: &str, systemd: bool) -> Result<Box<dyn Manager>> {
     let dirs = path::decode(path)?;
+    if systemd {
+        let Some(dir) = dirs.first().map(|d| d.1.clone()) else {
+            bail!("bad cgroup path {path:?} in state: no directory");
+        };
+        let v2 = dirs.len() == 1 && dirs[0].0.is_empty();
+        let fs = load(path, false)?;
+        return Ok(Box::new(systemd::Driver::load(fs, &dir, v2)));
+    }
     if dirs.len() == 1 && dirs[0].0.is_empty() {
         let dir = dirs[0].1.clone();
         return Ok(Box::new(v2::V2::new(dir, None, path.to_string())));

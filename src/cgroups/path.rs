@@ -47,9 +47,16 @@ pub fn fs_inner(cgroups_path: Option<&str>, id: &str) -> Inner {
     }
 }
 
-/// The systemd driver's path: `slice:prefix:name` becomes
-/// `/<expanded slice>/<prefix>-<name>.scope` (default `system.slice:runc:<id>`).
-pub fn systemd_inner(cgroups_path: Option<&str>, id: &str) -> Result<Inner> {
+/// A systemd driver's unit and the slice it goes in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemdName {
+    pub slice: String,
+    pub unit: String,
+}
+
+/// The systemd driver's names: `slice:prefix:name` is unit `<prefix>-<name>.scope`
+/// in `slice` (default `system.slice:runc:<id>`, as runc).
+pub fn systemd_name(cgroups_path: Option<&str>, id: &str) -> Result<SystemdName> {
     let (slice, prefix, name) = match cgroups_path.filter(|p| !p.is_empty()) {
         None => ("", "runc", id),
         Some(p) => {
@@ -75,10 +82,20 @@ pub fn systemd_inner(cgroups_path: Option<&str>, id: &str) -> Result<Inner> {
     } else {
         format!("{prefix}-{name}.scope")
     };
-    let base = expand_slice(slice)?;
+    Ok(SystemdName {
+        slice: slice.to_string(),
+        unit,
+    })
+}
+
+/// The systemd driver's path: `/<expanded slice>/<unit>`.
+pub fn systemd_inner(cgroups_path: Option<&str>, id: &str) -> Result<Inner> {
+    let n = systemd_name(cgroups_path, id)?;
+    let base = expand_slice(&n.slice)?;
     Ok(Inner::Absolute(format!(
-        "{}/{unit}",
-        base.trim_end_matches('/')
+        "{}/{}",
+        base.trim_end_matches('/'),
+        n.unit
     )))
 }
 
