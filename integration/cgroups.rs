@@ -37,6 +37,7 @@ fn host_dir(pid: i64, controller: &str) -> PathBuf {
         };
         if hit {
             let mount = match controller {
+                "" if unified_host() => "",
                 "" => "unified",
                 "name=systemd" => "systemd",
                 c => c,
@@ -227,6 +228,18 @@ fn every_limit_is_written_and_visible_inside() {
     assert!(!mem.exists());
 }
 
+/// Our own cgroup in the unified hierarchy ("0::" line).
+fn own_v2() -> String {
+    let text = fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .expect("0:: line")
+}
+
+fn unified_host() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 #[test]
 fn cgroups_path_absolute_relative_and_default() {
     if skip_unless_root() {
@@ -234,14 +247,28 @@ fn cgroups_path_absolute_relative_and_default() {
     }
     let bundle = Bundle::new().args(&["sleep", "100"]);
     let rt = Runtime::skiff();
-    let own_mem = own_path("memory");
-    let own_cpu = own_path("cpu");
     let tag = format!("skiff-it-cg-{}", std::process::id());
+    // v1 (hybrid host): relative paths go under our own cgroup in each
+    // hierarchy; unified: beside it, under its parent (runc's v2 code).
+    let (ctl, base_a, base_b) = if unified_host() {
+        let own = own_v2();
+        let parent = own.rsplit_once('/').map_or("", |(p, _)| p).to_string();
+        ("", parent.clone(), parent)
+    } else {
+        ("cpu", own_path("cpu"), own_path("memory"))
+    };
+    let line = |p: &str| {
+        if ctl.is_empty() {
+            format!("0::{p}\n")
+        } else {
+            format!(":cpu:{p}\n")
+        }
+    };
     let cases = [
         (
             None,
-            format!("{}/ID", own_cpu.trim_end_matches('/')),
-            format!("{}/ID", own_mem.trim_end_matches('/')),
+            format!("{}/ID", base_a.trim_end_matches('/')),
+            format!("{}/ID", base_b.trim_end_matches('/')),
         ),
         (
             Some(format!("/{tag}/abs")),
@@ -250,12 +277,12 @@ fn cgroups_path_absolute_relative_and_default() {
         ),
         (
             Some(format!("{tag}/../{tag}/rel")),
-            format!("{}/{tag}/rel", own_cpu.trim_end_matches('/')),
-            format!("{}/{tag}/rel", own_mem.trim_end_matches('/')),
+            format!("{}/{tag}/rel", base_a.trim_end_matches('/')),
+            format!("{}/{tag}/rel", base_b.trim_end_matches('/')),
         ),
     ];
     let mut b = bundle;
-    for (path, want_cpu, want_mem) in cases {
+    for (path, want_a, want_b) in cases {
         let id = rt.new_id();
         match &path {
             Some(p) => b.config_mut()["linux"]["cgroupsPath"] = json!(p),
@@ -269,35 +296,76 @@ fn cgroups_path_absolute_relative_and_default() {
         rt.create(&id, &b).assert_success("create");
         let pid = pid_of(&rt, &id);
         let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
-        let want_cpu = want_cpu.replace("ID", &id).replace("//", "/");
-        let want_mem = want_mem.replace("ID", &id).replace("//", "/");
-        assert!(
-            text.contains(&format!(":cpu:{want_cpu}\n")),
-            "{path:?}: {text}"
-        );
-        assert!(
-            text.contains(&format!(":memory:{want_mem}\n")),
-            "{path:?}: {text}"
-        );
-        let dir = host_dir(pid, "cpu");
+        let want_a = want_a.replace("ID", &id).replace("//", "/");
+        let want_b = want_b.replace("ID", &id).replace("//", "/");
+        assert!(text.contains(&line(&want_a)), "{path:?}: {text}");
+        if !ctl.is_empty() {
+            assert!(
+                text.contains(&format!(":memory:{want_b}\n")),
+                "{path:?}: {text}"
+            );
+        }
+        let dir = host_dir(pid, ctl);
         rt.delete_force(&id).assert_success("delete");
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
     // runc removes only the container's own directory; tidy the parents.
-    for h in fs::read_dir("/sys/fs/cgroup").expect("ls").flatten() {
-        let mut parent = h.path();
-        if h.file_name() == "memory" {
+    let own_mem = if ctl.is_empty() {
+        base_b
+    } else {
+        own_path("memory")
+    };
+    let mut tops: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
+        .expect("ls")
+        .flatten()
+        .map(|h| h.path())
+        .collect();
+    tops.push(PathBuf::from("/sys/fs/cgroup"));
+    for top in tops {
+        let mut parent = top.clone();
+        if top.ends_with("memory") || ctl.is_empty() {
             parent = parent.join(own_mem.trim_start_matches('/'));
         }
         for d in [
             parent.join(&tag).join("abs"),
             parent.join(&tag).join("rel"),
             parent.join(&tag),
-            h.path().join(&tag),
+            top.join(&tag).join("abs"),
+            top.join(&tag),
         ] {
             let _ = fs::remove_dir(d);
         }
     }
+}
+
+#[test]
+fn v2_run_from_a_busy_cgroup_leaves_it_alone() {
+    if skip_unless_root() {
+        return;
+    }
+    if !unified_host() {
+        eprintln!("skipping v2_run_from_a_busy_cgroup_leaves_it_alone: needs unified cgroup v2");
+        return;
+    }
+    let own = Path::new("/sys/fs/cgroup").join(own_v2().trim_start_matches('/'));
+    let before = (
+        read(&own, "cgroup.type"),
+        read(&own, "cgroup.subtree_control"),
+    );
+    let rt = Runtime::skiff();
+    let (code, out, err) = rt.run_leak_checked(&Bundle::new().args(&["echo", "hi"]));
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "{err}");
+    let after = (
+        read(&own, "cgroup.type"),
+        read(&own, "cgroup.subtree_control"),
+    );
+    assert_eq!(
+        before,
+        after,
+        "our own cgroup {} was changed",
+        own.display()
+    );
+    assert_eq!(after.0, "domain");
 }
 
 #[test]

@@ -14,3 +14,4 @@ mod rootfs;
 mod seccomp;
 mod security;
 mod support;
+mod systemd;

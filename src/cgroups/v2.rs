@@ -561,7 +561,14 @@ mod tests {
         fs::write(m.dir.join("memory.max"), "max\n").unwrap();
         fs::write(m.dir.join("pids.current"), "3\n").unwrap();
         fs::write(m.dir.join("pids.max"), "max\n").unwrap();
+        fs::write(
+            m.dir.join("memory.pressure"),
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=5\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=3\n",
+        )
+        .unwrap();
         let s = serde_json::to_value(m.stats().unwrap()).unwrap();
+        assert_eq!(s["memory"]["psi"]["full"]["total"], 3);
+        assert!(s["cpu"].get("psi").is_none(), "no cpu.pressure file");
         assert_eq!(s["cpu"]["usage"]["total"], 10_000);
         assert_eq!(s["cpu"]["usage"]["user"], 6_000);
         assert_eq!(s["memory"]["usage"]["usage"], 1_048_576);
