@@ -431,10 +431,16 @@ fn pause_resume_and_paused_state() {
     let id = rt.new_id();
     rt.create(&id, &bundle).assert_success("create");
     rt.start(&id).assert_success("start");
-    let freezer = host_dir(pid_of(&rt, &id), "freezer");
+    // v1: freezer.state; unified: cgroup.freeze (runc's v2 freezer).
+    let (freezer, file, frozen, thawed) = if unified_host() {
+        (host_dir(pid_of(&rt, &id), ""), "cgroup.freeze", "1", "0")
+    } else {
+        let d = host_dir(pid_of(&rt, &id), "freezer");
+        (d, "freezer.state", "FROZEN", "THAWED")
+    };
     rt.run(&["pause", &id]).assert_success("pause");
     assert_eq!(rt.state(&id)["status"], "paused");
-    assert_eq!(read(&freezer, "freezer.state"), "FROZEN");
+    assert_eq!(read(&freezer, file), frozen);
     let again = rt.run(&["pause", &id]);
     assert_ne!(again.status.code(), Some(0));
     assert!(
@@ -459,7 +465,7 @@ fn pause_resume_and_paused_state() {
         .assert_success("ps");
     rt.run(&["resume", &id]).assert_success("resume");
     assert_eq!(rt.state(&id)["status"], "running");
-    assert_eq!(read(&freezer, "freezer.state"), "THAWED");
+    assert_eq!(read(&freezer, file), thawed);
     let again = rt.run(&["resume", &id]);
     assert!(
         again.stderr_text().contains("not paused"),
@@ -477,6 +483,12 @@ fn pause_resume_and_paused_state() {
 #[test]
 fn update_changes_limits_and_refuses_nonsense() {
     if skip_unless_root() {
+        return;
+    }
+    if unified_host() {
+        // The v2 side of update: cgroups::update_on_v2_writes_v2_files and
+        // systemd::update_tells_systemd_and_survives_daemon_reload.
+        eprintln!("skipping update_changes_limits_and_refuses_nonsense: reads cgroup v1 files (memory.limit_in_bytes, cpu.cfs_quota_us)");
         return;
     }
     let mut bundle = Bundle::new().args(&["sleep", "100"]);
@@ -588,6 +600,42 @@ fn update_changes_limits_and_refuses_nonsense() {
         "{}",
         out.stderr_text()
     );
+    rt.assert_no_leaks(&id, &bundle);
+}
+
+#[test]
+fn update_on_v2_writes_v2_files() {
+    if skip_unless_root() {
+        return;
+    }
+    if !unified_host() {
+        eprintln!("skipping update_on_v2_writes_v2_files: needs unified cgroup v2");
+        return;
+    }
+    let mut bundle = Bundle::new().args(&["sleep", "100"]);
+    bundle.config_mut()["linux"]["resources"] = json!({"memory": {"limit": 104857600}});
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    rt.create(&id, &bundle).assert_success("create");
+    let dir = host_dir(pid_of(&rt, &id), "");
+    let mut cmd = rt.command();
+    cmd.args([
+        "update",
+        "--memory",
+        "200m",
+        "--cpu-share",
+        "1024",
+        "--cpu-quota",
+        "30000",
+    ]);
+    cmd.args(["--cpu-period", "60000", "--pids-limit", "33", &id]);
+    rt.output(cmd).assert_success("update");
+    assert_eq!(read(&dir, "memory.max"), "209715200");
+    // runc >= 1.3's shares->weight: 1024 is the default weight 100.
+    assert_eq!(read(&dir, "cpu.weight"), "100");
+    assert_eq!(read(&dir, "cpu.max"), "30000 60000");
+    assert_eq!(read(&dir, "pids.max"), "33");
+    rt.delete_force(&id).assert_success("delete");
     rt.assert_no_leaks(&id, &bundle);
 }
 

@@ -66,6 +66,14 @@ pub trait Manager {
     /// A pollable source of OOM-kill notifications for `events`.
     fn oom_watch(&self) -> Result<OomWatch>;
 
+    /// SIGKILL every process in the cgroup at once through `cgroup.kill`
+    /// (Linux 5.14, v2): no freeze-list-kill race with forking processes, as
+    /// runc >= 1.2 does for `kill --all` with SIGKILL. Ok(false): no such file
+    /// here, the caller signals process by process.
+    fn kill_all(&self) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Refuse a cgroup that is in use before a new container goes into it, in
     /// runc 1.2's words (1.1 only warned): processes there would become the
     /// container's, and a frozen cgroup would hang its init.

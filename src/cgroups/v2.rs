@@ -293,6 +293,15 @@ impl Manager for V2 {
         Ok(())
     }
 
+    fn kill_all(&self) -> Result<bool> {
+        if !self.dir.join("cgroup.kill").exists() {
+            return Ok(false);
+        }
+        files::write(&self.dir, "cgroup.kill", "1")
+            .map_err(|e| crate::error::Error::new(format!("kill --all: {e}")))?;
+        Ok(true)
+    }
+
     fn freezer_state(&self) -> Result<FreezerState> {
         match files::read(&self.dir, "cgroup.freeze") {
             Ok(s) if s.trim() == "1" => Ok(FreezerState::Frozen),
@@ -520,6 +529,16 @@ mod tests {
         );
         // No limit needs it: fine.
         m.set(&spec(json!({"memory": {"limit": 4096}}))).unwrap();
+    }
+
+    #[test]
+    fn kill_all_uses_cgroup_kill_where_the_kernel_has_it() {
+        let f = FakeFs::new("kill");
+        let m = f.container("c9");
+        assert!(!m.kill_all().unwrap(), "no cgroup.kill: signal one by one");
+        fs::write(m.dir.join("cgroup.kill"), "").unwrap();
+        assert!(m.kill_all().unwrap());
+        assert_eq!(f.read("c9/cgroup.kill"), "1");
     }
 
     #[test]

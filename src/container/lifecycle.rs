@@ -337,6 +337,9 @@ fn kill_all_in(cg: &dyn Manager, sig: Signal) {
     if cg.pids().map_or(true, |p| p.is_empty()) {
         return;
     }
+    if sig == Signal::SIGKILL && cg.kill_all().unwrap_or(false) {
+        return;
+    }
     // Freeze first so no process forks a child we would miss.
     let froze = cg.freeze(FreezerState::Frozen).is_ok();
     if let Ok(pids) = cg.pids() {
@@ -353,6 +356,9 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
     let c = Container::load(g, id)?;
     if all {
         if let Some(cg) = c.cgroup() {
+            if sig == libc::SIGKILL && cg.kill_all()? {
+                return Ok(());
+            }
             let frozen_before = c.status == Status::Paused;
             let _ = cg.freeze(FreezerState::Frozen);
             let pids = cg.pids().unwrap_or_default();

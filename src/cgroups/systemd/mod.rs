@@ -150,6 +150,10 @@ impl Manager for Driver {
         self.inner.freeze(state)
     }
 
+    fn kill_all(&self) -> Result<bool> {
+        self.inner.kill_all()
+    }
+
     fn freezer_state(&self) -> Result<FreezerState> {
         self.inner.freezer_state()
     }
