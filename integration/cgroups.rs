@@ -370,7 +370,11 @@ fn v2_run_from_a_busy_cgroup_leaves_it_alone() {
 
 #[test]
 fn systemd_driver_without_systemd_fails_clearly() {
-    if skip_unless_root() || Path::new("/run/systemd/system").exists() {
+    if skip_unless_root() {
+        return;
+    }
+    if Path::new("/run/systemd/system").exists() {
+        eprintln!("skipping systemd_driver_without_systemd_fails_clearly: systemd runs here (systemd.rs tests the driver)");
         return;
     }
     let mut bundle = Bundle::new().args(&["true"]);

@@ -37,11 +37,20 @@ fn show(unit: &str, props: &[&str]) -> HashMap<String, String> {
         cmd.arg("-p").arg(p);
     }
     let out = cmd.arg(unit).output().expect("systemctl show");
-    String::from_utf8_lossy(&out.stdout)
+    // List properties (DeviceAllow) come one line per entry: join them.
+    let mut m: HashMap<String, String> = HashMap::new();
+    for (k, v) in String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    {
+        m.entry(k.to_string())
+            .and_modify(|x| {
+                x.push_str("; ");
+                x.push_str(v);
+            })
+            .or_insert_with(|| v.to_string());
+    }
+    m
 }
 
 /// `systemctl status unit` exit code: 0 active, 3 inactive, 4 no such unit.
