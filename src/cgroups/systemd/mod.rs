@@ -13,7 +13,7 @@ use crate::bail;
 use crate::error::Result;
 use dbus::{StartError, Systemd};
 use oci_spec::runtime::LinuxResources;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::path::Path;
 
 pub struct Driver {
@@ -27,6 +27,9 @@ pub struct Driver {
     /// Made by `new` (apply starts the unit) rather than `load` (apply only
     /// joins the existing cgroup, as exec does).
     fresh: bool,
+    /// A fresh driver's unit was started by us: only then is it ours to stop
+    /// (a create that met another container's unit must not stop it).
+    started: Cell<bool>,
     bus: OnceCell<Systemd>,
 }
 
@@ -46,6 +49,7 @@ impl Driver {
             id: id.to_string(),
             v2,
             fresh: true,
+            started: Cell::new(false),
             bus: OnceCell::new(),
         };
         d.bus()?;
@@ -70,6 +74,7 @@ impl Driver {
             id: String::new(),
             v2,
             fresh: false,
+            started: Cell::new(false),
             bus: OnceCell::new(),
         }
     }
@@ -122,6 +127,7 @@ impl Manager for Driver {
     fn apply(&self, pid: i32) -> Result<()> {
         if self.fresh {
             self.start(pid)?;
+            self.started.set(true);
         }
         // v2: the process is in the scope already (this only confirms it);
         // v1: systemd placed it in its own hierarchy, we join the controllers'.
@@ -140,6 +146,10 @@ impl Manager for Driver {
     }
 
     fn destroy(&self) -> Result<()> {
+        if self.fresh && !self.started.get() {
+            // Nothing was made: the unit and its cgroup, if any, are not ours.
+            return Ok(());
+        }
         self.bus()?.stop(&self.unit)?;
         // systemd removes the scope's cgroup; what a v1 host has besides
         // (or a nested cgroup an old systemd leaves) is ours to remove.
@@ -159,7 +169,15 @@ impl Manager for Driver {
     }
 
     fn pids(&self) -> Result<Vec<i32>> {
+        if self.fresh && !self.started.get() {
+            // Cleanup of a failed create must not signal another unit's processes.
+            return Ok(Vec::new());
+        }
         self.inner.pids()
+    }
+
+    fn check_unused(&self) -> Result<()> {
+        self.inner.check_unused()
     }
 
     fn stats(&self) -> Result<Stats> {
@@ -178,6 +196,24 @@ impl Manager for Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_create_that_never_started_its_unit_touches_nothing() {
+        // As if StartTransientUnit had failed (e.g. another container's unit).
+        let dir = std::env::temp_dir().join(format!("skiff-sd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cgroup.procs"), "4242\n").unwrap();
+        let path = format!(r#"{{"":"{}"}}"#, dir.display());
+        let mut d = Driver::load(super::super::load(&path, false).unwrap(), &dir, true);
+        d.fresh = true;
+        assert_eq!(d.pids().unwrap(), Vec::<i32>::new(), "would be signalled");
+        d.destroy().unwrap();
+        assert!(d.bus.get().is_none(), "systemd was asked to stop the unit");
+        assert!(dir.exists());
+        d.started.set(true);
+        assert_eq!(d.pids().unwrap(), vec![4242]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn loaded_names_come_from_the_path() {
