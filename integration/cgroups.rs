@@ -37,6 +37,7 @@ fn host_dir(pid: i64, controller: &str) -> PathBuf {
         };
         if hit {
             let mount = match controller {
+                "" if unified_host() => "",
                 "" => "unified",
                 "name=systemd" => "systemd",
                 c => c,
@@ -227,6 +228,18 @@ fn every_limit_is_written_and_visible_inside() {
     assert!(!mem.exists());
 }
 
+/// Our own cgroup in the unified hierarchy ("0::" line).
+fn own_v2() -> String {
+    let text = fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .expect("0:: line")
+}
+
+fn unified_host() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 #[test]
 fn cgroups_path_absolute_relative_and_default() {
     if skip_unless_root() {
@@ -234,14 +247,28 @@ fn cgroups_path_absolute_relative_and_default() {
     }
     let bundle = Bundle::new().args(&["sleep", "100"]);
     let rt = Runtime::skiff();
-    let own_mem = own_path("memory");
-    let own_cpu = own_path("cpu");
     let tag = format!("skiff-it-cg-{}", std::process::id());
+    // v1 (hybrid host): relative paths go under our own cgroup in each
+    // hierarchy; unified: beside it, under its parent (runc's v2 code).
+    let (ctl, base_a, base_b) = if unified_host() {
+        let own = own_v2();
+        let parent = own.rsplit_once('/').map_or("", |(p, _)| p).to_string();
+        ("", parent.clone(), parent)
+    } else {
+        ("cpu", own_path("cpu"), own_path("memory"))
+    };
+    let line = |p: &str| {
+        if ctl.is_empty() {
+            format!("0::{p}\n")
+        } else {
+            format!(":cpu:{p}\n")
+        }
+    };
     let cases = [
         (
             None,
-            format!("{}/ID", own_cpu.trim_end_matches('/')),
-            format!("{}/ID", own_mem.trim_end_matches('/')),
+            format!("{}/ID", base_a.trim_end_matches('/')),
+            format!("{}/ID", base_b.trim_end_matches('/')),
         ),
         (
             Some(format!("/{tag}/abs")),
@@ -250,12 +277,12 @@ fn cgroups_path_absolute_relative_and_default() {
         ),
         (
             Some(format!("{tag}/../{tag}/rel")),
-            format!("{}/{tag}/rel", own_cpu.trim_end_matches('/')),
-            format!("{}/{tag}/rel", own_mem.trim_end_matches('/')),
+            format!("{}/{tag}/rel", base_a.trim_end_matches('/')),
+            format!("{}/{tag}/rel", base_b.trim_end_matches('/')),
         ),
     ];
     let mut b = bundle;
-    for (path, want_cpu, want_mem) in cases {
+    for (path, want_a, want_b) in cases {
         let id = rt.new_id();
         match &path {
             Some(p) => b.config_mut()["linux"]["cgroupsPath"] = json!(p),
@@ -269,31 +296,42 @@ fn cgroups_path_absolute_relative_and_default() {
         rt.create(&id, &b).assert_success("create");
         let pid = pid_of(&rt, &id);
         let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
-        let want_cpu = want_cpu.replace("ID", &id).replace("//", "/");
-        let want_mem = want_mem.replace("ID", &id).replace("//", "/");
-        assert!(
-            text.contains(&format!(":cpu:{want_cpu}\n")),
-            "{path:?}: {text}"
-        );
-        assert!(
-            text.contains(&format!(":memory:{want_mem}\n")),
-            "{path:?}: {text}"
-        );
-        let dir = host_dir(pid, "cpu");
+        let want_a = want_a.replace("ID", &id).replace("//", "/");
+        let want_b = want_b.replace("ID", &id).replace("//", "/");
+        assert!(text.contains(&line(&want_a)), "{path:?}: {text}");
+        if !ctl.is_empty() {
+            assert!(
+                text.contains(&format!(":memory:{want_b}\n")),
+                "{path:?}: {text}"
+            );
+        }
+        let dir = host_dir(pid, ctl);
         rt.delete_force(&id).assert_success("delete");
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
     // runc removes only the container's own directory; tidy the parents.
-    for h in fs::read_dir("/sys/fs/cgroup").expect("ls").flatten() {
-        let mut parent = h.path();
-        if h.file_name() == "memory" {
+    let own_mem = if ctl.is_empty() {
+        base_b
+    } else {
+        own_path("memory")
+    };
+    let mut tops: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
+        .expect("ls")
+        .flatten()
+        .map(|h| h.path())
+        .collect();
+    tops.push(PathBuf::from("/sys/fs/cgroup"));
+    for top in tops {
+        let mut parent = top.clone();
+        if top.ends_with("memory") || ctl.is_empty() {
             parent = parent.join(own_mem.trim_start_matches('/'));
         }
         for d in [
             parent.join(&tag).join("abs"),
             parent.join(&tag).join("rel"),
             parent.join(&tag),
-            h.path().join(&tag),
+            top.join(&tag).join("abs"),
+            top.join(&tag),
         ] {
             let _ = fs::remove_dir(d);
         }
@@ -301,8 +339,42 @@ fn cgroups_path_absolute_relative_and_default() {
 }
 
 #[test]
+fn v2_run_from_a_busy_cgroup_leaves_it_alone() {
+    if skip_unless_root() {
+        return;
+    }
+    if !unified_host() {
+        eprintln!("skipping v2_run_from_a_busy_cgroup_leaves_it_alone: needs unified cgroup v2");
+        return;
+    }
+    let own = Path::new("/sys/fs/cgroup").join(own_v2().trim_start_matches('/'));
+    let before = (
+        read(&own, "cgroup.type"),
+        read(&own, "cgroup.subtree_control"),
+    );
+    let rt = Runtime::skiff();
+    let (code, out, err) = rt.run_leak_checked(&Bundle::new().args(&["echo", "hi"]));
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "{err}");
+    let after = (
+        read(&own, "cgroup.type"),
+        read(&own, "cgroup.subtree_control"),
+    );
+    assert_eq!(
+        before,
+        after,
+        "our own cgroup {} was changed",
+        own.display()
+    );
+    assert_eq!(after.0, "domain");
+}
+
+#[test]
 fn systemd_driver_without_systemd_fails_clearly() {
-    if skip_unless_root() || Path::new("/run/systemd/system").exists() {
+    if skip_unless_root() {
+        return;
+    }
+    if Path::new("/run/systemd/system").exists() {
+        eprintln!("skipping systemd_driver_without_systemd_fails_clearly: systemd runs here (systemd.rs tests the driver)");
         return;
     }
     let mut bundle = Bundle::new().args(&["true"]);
@@ -363,10 +435,16 @@ fn pause_resume_and_paused_state() {
     let id = rt.new_id();
     rt.create(&id, &bundle).assert_success("create");
     rt.start(&id).assert_success("start");
-    let freezer = host_dir(pid_of(&rt, &id), "freezer");
+    // v1: freezer.state; unified: cgroup.freeze (runc's v2 freezer).
+    let (freezer, file, frozen, thawed) = if unified_host() {
+        (host_dir(pid_of(&rt, &id), ""), "cgroup.freeze", "1", "0")
+    } else {
+        let d = host_dir(pid_of(&rt, &id), "freezer");
+        (d, "freezer.state", "FROZEN", "THAWED")
+    };
     rt.run(&["pause", &id]).assert_success("pause");
     assert_eq!(rt.state(&id)["status"], "paused");
-    assert_eq!(read(&freezer, "freezer.state"), "FROZEN");
+    assert_eq!(read(&freezer, file), frozen);
     let again = rt.run(&["pause", &id]);
     assert_ne!(again.status.code(), Some(0));
     assert!(
@@ -391,7 +469,7 @@ fn pause_resume_and_paused_state() {
         .assert_success("ps");
     rt.run(&["resume", &id]).assert_success("resume");
     assert_eq!(rt.state(&id)["status"], "running");
-    assert_eq!(read(&freezer, "freezer.state"), "THAWED");
+    assert_eq!(read(&freezer, file), thawed);
     let again = rt.run(&["resume", &id]);
     assert!(
         again.stderr_text().contains("not paused"),
@@ -409,6 +487,12 @@ fn pause_resume_and_paused_state() {
 #[test]
 fn update_changes_limits_and_refuses_nonsense() {
     if skip_unless_root() {
+        return;
+    }
+    if unified_host() {
+        // The v2 side of update: cgroups::update_on_v2_writes_v2_files and
+        // systemd::update_tells_systemd_and_survives_daemon_reload.
+        eprintln!("skipping update_changes_limits_and_refuses_nonsense: reads cgroup v1 files (memory.limit_in_bytes, cpu.cfs_quota_us)");
         return;
     }
     let mut bundle = Bundle::new().args(&["sleep", "100"]);
@@ -520,6 +604,42 @@ fn update_changes_limits_and_refuses_nonsense() {
         "{}",
         out.stderr_text()
     );
+    rt.assert_no_leaks(&id, &bundle);
+}
+
+#[test]
+fn update_on_v2_writes_v2_files() {
+    if skip_unless_root() {
+        return;
+    }
+    if !unified_host() {
+        eprintln!("skipping update_on_v2_writes_v2_files: needs unified cgroup v2");
+        return;
+    }
+    let mut bundle = Bundle::new().args(&["sleep", "100"]);
+    bundle.config_mut()["linux"]["resources"] = json!({"memory": {"limit": 104857600}});
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    rt.create(&id, &bundle).assert_success("create");
+    let dir = host_dir(pid_of(&rt, &id), "");
+    let mut cmd = rt.command();
+    cmd.args([
+        "update",
+        "--memory",
+        "200m",
+        "--cpu-share",
+        "1024",
+        "--cpu-quota",
+        "30000",
+    ]);
+    cmd.args(["--cpu-period", "60000", "--pids-limit", "33", &id]);
+    rt.output(cmd).assert_success("update");
+    assert_eq!(read(&dir, "memory.max"), "209715200");
+    // runc >= 1.3's shares->weight: 1024 is the default weight 100.
+    assert_eq!(read(&dir, "cpu.weight"), "100");
+    assert_eq!(read(&dir, "cpu.max"), "30000 60000");
+    assert_eq!(read(&dir, "pids.max"), "33");
+    rt.delete_force(&id).assert_success("delete");
     rt.assert_no_leaks(&id, &bundle);
 }
 
@@ -773,8 +893,24 @@ fn two_hundred_containers_leave_no_cgroup_behind() {
     }
 }
 
+/// The freezer directory of absolute cgroup path `p` on this host.
+fn freezer_dir(p: &str) -> (PathBuf, &'static str, &'static str) {
+    let p = p.trim_start_matches('/');
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        (Path::new("/sys/fs/cgroup").join(p), "cgroup.freeze", "1")
+    } else {
+        (
+            Path::new("/sys/fs/cgroup/freezer").join(p),
+            "freezer.state",
+            "FROZEN",
+        )
+    }
+}
+
+// runc 1.2 refuses both (1.1.5 here only warns "container's cgroup is not
+// empty ... DEPRECATED"); the words are runc 1.2's.
 #[test]
-fn delete_spares_other_containers_in_a_shared_cgroup() {
+fn a_busy_or_frozen_cgroup_is_refused() {
     if skip_unless_root() {
         return;
     }
@@ -783,26 +919,42 @@ fn delete_spares_other_containers_in_a_shared_cgroup() {
     let mut b = Bundle::new().args(&["sleep", "100"]);
     b.config_mut()["linux"]["cgroupsPath"] = json!(shared);
     let (a, c) = (rt.new_id(), rt.new_id());
-    for id in [&a, &c] {
-        rt.create(id, &b).assert_success("create");
-        rt.start(id).assert_success("start");
-    }
-    rt.delete_force(&c)
-        .assert_success("delete --force of one of them");
-    assert_eq!(
-        rt.state(&a)["status"],
-        "running",
-        "the other container was killed"
-    );
-    rt.delete_force(&a)
-        .assert_success("delete --force of the last one");
-    rt.assert_no_leaks(&a, &b);
+    rt.create(&a, &b).assert_success("create");
+    rt.start(&a).assert_success("start");
+    let out = rt.create(&c, &b);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
     assert!(
-        !Path::new("/sys/fs/cgroup/pids")
-            .join(shared.trim_start_matches('/'))
-            .exists(),
-        "the shared cgroup outlived its last container"
+        out.stderr_text()
+            .contains("container's cgroup is not empty: 1 process(es) found"),
+        "{}",
+        out.stderr_text()
     );
+    rt.assert_no_leaks(&c, &b);
+    assert_eq!(rt.state(&a)["status"], "running", "the first one was hurt");
+    rt.delete_force(&a).assert_success("delete --force");
+    rt.assert_no_leaks(&a, &b);
+
+    let frozen = format!("/skiff-it-frozen-{}", std::process::id());
+    let (dir, file, value) = freezer_dir(&frozen);
+    fs::create_dir_all(&dir).expect("mkdir freezer cgroup");
+    fs::write(dir.join(file), value).expect("freeze");
+    b.config_mut()["linux"]["cgroupsPath"] = json!(frozen);
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    let _ = fs::write(dir.join(file), if value == "1" { "0" } else { "THAWED" });
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text()
+            .contains("container's cgroup unexpectedly frozen"),
+        "{}",
+        out.stderr_text()
+    );
+    rt.assert_no_leaks(&id, &b);
+    assert!(dir.exists(), "a cgroup that was not ours was removed");
+    for h in fs::read_dir("/sys/fs/cgroup").expect("ls").flatten() {
+        let _ = fs::remove_dir(h.path().join(frozen.trim_start_matches('/')));
+    }
+    let _ = fs::remove_dir(&dir);
 }
 
 #[test]

@@ -257,8 +257,14 @@ impl Resources {
             out.cpu = cpu(c)?;
         }
         if let Some(p) = r.pids() {
-            // runtime-spec: zero or negative means no limit.
-            out.pids = Some(u64::try_from(p.limit()).ok().filter(|l| *l > 0));
+            // runc 1.4 (runtime-spec 1.3): negative is no limit; 0 is a real limit,
+            // written as 1 because systemd refuses TasksMax=0 (the same either way:
+            // no fork is possible in a cgroup whose init is already there).
+            out.pids = Some(match p.limit() {
+                l if l < 0 => None,
+                0 => Some(1),
+                l => Some(l as u64),
+            });
         }
         if let Some(b) = r.block_io() {
             out.blkio = blkio(b)?;
@@ -530,7 +536,7 @@ mod tests {
         assert_eq!(r.cpu.quota, Some(-1));
         assert_eq!(r.cpu.cpus, None);
         assert_eq!(r.cpu.idle, Some(0));
-        assert_eq!(r.pids, Some(None));
+        assert_eq!(r.pids, Some(Some(1)), "runc 1.4: pids.limit 0 is 1");
         assert_eq!(r.devices, None);
     }
 

@@ -23,8 +23,10 @@ mod files;
 mod layout;
 mod path;
 pub mod stats;
+mod systemd;
 mod v1;
 mod v2;
+mod v2place;
 
 use crate::bail;
 use crate::error::Result;
@@ -64,6 +66,28 @@ pub trait Manager {
     fn mounts(&self) -> Vec<CgroupMount>;
     /// A pollable source of OOM-kill notifications for `events`.
     fn oom_watch(&self) -> Result<OomWatch>;
+
+    /// SIGKILL every process in the cgroup at once through `cgroup.kill`
+    /// (Linux 5.14, v2): no freeze-list-kill race with forking processes, as
+    /// runc >= 1.2 does for `kill --all` with SIGKILL. Ok(false): no such file
+    /// here, the caller signals process by process.
+    fn kill_all(&self) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Refuse a cgroup that is in use before a new container goes into it, in
+    /// runc 1.2's words (1.1 only warned): processes there would become the
+    /// container's, and a frozen cgroup would hang its init.
+    fn check_unused(&self) -> Result<()> {
+        let n = self.pids().map_or(0, |p| p.len());
+        if n > 0 {
+            bail!("container's cgroup is not empty: {n} process(es) found");
+        }
+        if let Ok(FreezerState::Frozen) = self.freezer_state() {
+            bail!("container's cgroup unexpectedly frozen");
+        }
+        Ok(())
+    }
 }
 
 /// Build a manager for a new container.
@@ -89,6 +113,24 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
     };
     let dirs = path::resolve(layout, &inner)?;
     let persisted = path::encode(&dirs);
+    let unified = layout.mode == layout::Mode::Unified;
+    if systemd {
+        // systemd makes the unit's cgroup and its parents: the cgroupfs
+        // manager underneath only joins it and writes files.
+        let fs = fs_manager(layout, dirs, persisted, false)?;
+        let name = path::systemd_name(cgroups_path, id)?;
+        return Ok(Box::new(systemd::Driver::new(fs, name, id, unified)?));
+    }
+    fs_manager(layout, dirs, persisted, true)
+}
+
+/// The cgroupfs manager of `dirs`; `place`: it creates the v2 cgroup itself.
+fn fs_manager(
+    layout: &layout::Layout,
+    dirs: Vec<(String, PathBuf)>,
+    persisted: String,
+    place: bool,
+) -> Result<Box<dyn Manager>> {
     Ok(match layout.mode {
         layout::Mode::Unified => {
             let Some((dir, root)) = dirs
@@ -99,7 +141,11 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
             else {
                 bail!("cgroup v2 host without a cgroup2 mount");
             };
-            Box::new(v2::V2::new(dir, Some(root), persisted))
+            if !place {
+                return Ok(Box::new(v2::V2::new(dir, None, persisted)));
+            }
+            let own = own_v2_dir(layout);
+            Box::new(v2::V2::new(dir, Some(root), persisted).with_own(own))
         }
         _ => {
             let mut unified = None;
@@ -127,14 +173,31 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
     })
 }
 
+/// Our own cgroup's directory in the unified tree, if /proc/self/cgroup says.
+fn own_v2_dir(layout: &layout::Layout) -> Option<PathBuf> {
+    let (mount, root) = layout.unified.as_ref()?;
+    let own = layout::own_cgroups().ok()?;
+    let mine = layout::own_path(&own, "")?;
+    let rel = mine.strip_prefix(root.as_str()).unwrap_or(mine);
+    Some(mount.join(rel.trim_start_matches('/')))
+}
+
 /// The usual directory name of a v1 hierarchy under /sys/fs/cgroup.
 fn mount_name(key: &str) -> String {
     key.strip_prefix("name=").unwrap_or(key).to_string()
 }
 
 /// Rebuild the manager of an existing container from its persisted path.
-pub fn load(path: &str, _systemd: bool) -> Result<Box<dyn Manager>> {
+pub fn load(path: &str, systemd: bool) -> Result<Box<dyn Manager>> {
     let dirs = path::decode(path)?;
+    if systemd {
+        let Some(dir) = dirs.first().map(|d| d.1.clone()) else {
+            bail!("bad cgroup path {path:?} in state: no directory");
+        };
+        let v2 = dirs.len() == 1 && dirs[0].0.is_empty();
+        let fs = load(path, false)?;
+        return Ok(Box::new(systemd::Driver::load(fs, &dir, v2)));
+    }
     if dirs.len() == 1 && dirs[0].0.is_empty() {
         let dir = dirs[0].1.clone();
         return Ok(Box::new(v2::V2::new(dir, None, path.to_string())));

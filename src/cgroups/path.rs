@@ -47,9 +47,16 @@ pub fn fs_inner(cgroups_path: Option<&str>, id: &str) -> Inner {
     }
 }
 
-/// The systemd driver's path: `slice:prefix:name` becomes
-/// `/<expanded slice>/<prefix>-<name>.scope` (default `system.slice:runc:<id>`).
-pub fn systemd_inner(cgroups_path: Option<&str>, id: &str) -> Result<Inner> {
+/// A systemd driver's unit and the slice it goes in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemdName {
+    pub slice: String,
+    pub unit: String,
+}
+
+/// The systemd driver's names: `slice:prefix:name` is unit `<prefix>-<name>.scope`
+/// in `slice` (default `system.slice:runc:<id>`, as runc).
+pub fn systemd_name(cgroups_path: Option<&str>, id: &str) -> Result<SystemdName> {
     let (slice, prefix, name) = match cgroups_path.filter(|p| !p.is_empty()) {
         None => ("", "runc", id),
         Some(p) => {
@@ -75,10 +82,20 @@ pub fn systemd_inner(cgroups_path: Option<&str>, id: &str) -> Result<Inner> {
     } else {
         format!("{prefix}-{name}.scope")
     };
-    let base = expand_slice(slice)?;
+    Ok(SystemdName {
+        slice: slice.to_string(),
+        unit,
+    })
+}
+
+/// The systemd driver's path: `/<expanded slice>/<unit>`.
+pub fn systemd_inner(cgroups_path: Option<&str>, id: &str) -> Result<Inner> {
+    let n = systemd_name(cgroups_path, id)?;
+    let base = expand_slice(&n.slice)?;
     Ok(Inner::Absolute(format!(
-        "{}/{unit}",
-        base.trim_end_matches('/')
+        "{}/{}",
+        base.trim_end_matches('/'),
+        n.unit
     )))
 }
 
@@ -120,6 +137,15 @@ pub fn resolve(layout: &Layout, inner: &Inner) -> Result<Vec<(String, PathBuf)>>
         Inner::Relative(_) => Some(layout::own_cgroups()?),
         Inner::Absolute(_) => None,
     };
+    resolve_from(layout, inner, own)
+}
+
+/// `resolve` given our own cgroups (/proc/self/cgroup; None for absolute paths).
+fn resolve_from(
+    layout: &Layout,
+    inner: &Inner,
+    own: Option<Vec<(String, String)>>,
+) -> Result<Vec<(String, PathBuf)>> {
     let place = |key: &str, mount: &Path, root: &str| -> Result<PathBuf> {
         let rel = match inner {
             Inner::Absolute(p) => p.trim_start_matches('/').to_string(),
@@ -130,7 +156,12 @@ pub fn resolve(layout: &Layout, inner: &Inner) -> Result<Vec<(String, PathBuf)>>
                 };
                 // Inside a container the mount shows only our subtree: strip its root.
                 let mine = mine.strip_prefix(root).unwrap_or(mine);
-                clean(&format!("{}/{p}", mine.trim_start_matches('/')))
+                let base = if key.is_empty() && layout.mode == Mode::Unified {
+                    v2_base(mine)
+                } else {
+                    mine
+                };
+                clean(&format!("{}/{p}", base.trim_start_matches('/')))
                     .trim_start_matches('/')
                     .to_string()
             }
@@ -147,6 +178,18 @@ pub fn resolve(layout: &Layout, inner: &Inner) -> Result<Vec<(String, PathBuf)>>
         }
     }
     Ok(out)
+}
+
+/// Where a relative path starts on a unified host: the PARENT of our own cgroup,
+/// as runc's v2 code does. Our own cgroup holds processes (us, and in a systemd
+/// service the service's), and cgroup v2 allows processes only in leaves: a
+/// child there could get no controllers, and turning controllers on would need
+/// the caller's own subtree_control (or a threaded type) changed under it.
+fn v2_base(own: &str) -> &str {
+    match own.trim_end_matches('/').rsplit_once('/') {
+        Some((parent, _)) => parent,
+        None => "",
+    }
 }
 
 /// The persisted form of a manager's directories: a JSON object key -> dir.
@@ -227,6 +270,59 @@ mod tests {
         assert_eq!(
             expand_slice("a-b-c.slice").unwrap(),
             "/a.slice/a-b.slice/a-b-c.slice"
+        );
+    }
+
+    #[test]
+    fn v2_relative_paths_go_beside_our_own_cgroup() {
+        assert_eq!(v2_base("/system.slice/vmtest.service"), "/system.slice");
+        assert_eq!(
+            v2_base("/user.slice/u.slice/session-1.scope/"),
+            "/user.slice/u.slice"
+        );
+        assert_eq!(v2_base("/a"), "");
+        assert_eq!(v2_base("/"), "");
+        assert_eq!(v2_base(""), "");
+    }
+
+    #[test]
+    fn v2_default_path_is_beside_the_callers_cgroup() {
+        let l = parse_mountinfo("1 0 0:2 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n").unwrap();
+        let own = || {
+            Some(layout::parse_proc_cgroup(
+                "0::/system.slice/vmtest.service\n",
+            ))
+        };
+        let d = resolve_from(&l, &fs_inner(None, "e-skiff-1"), own()).unwrap();
+        assert_eq!(
+            d,
+            vec![(
+                String::new(),
+                PathBuf::from("/sys/fs/cgroup/system.slice/e-skiff-1")
+            )]
+        );
+        let d = resolve_from(&l, &fs_inner(Some("a/b"), "x"), own()).unwrap();
+        assert_eq!(d[0].1, PathBuf::from("/sys/fs/cgroup/system.slice/a/b"));
+        // In the root cgroup (or a cgroup namespace), beside is the root.
+        let root = Some(layout::parse_proc_cgroup("0::/\n"));
+        let d = resolve_from(&l, &fs_inner(None, "c1"), root).unwrap();
+        assert_eq!(d[0].1, PathBuf::from("/sys/fs/cgroup/c1"));
+    }
+
+    #[test]
+    fn hybrid_relative_paths_stay_under_our_own_cgroup() {
+        // runc's v1 code joins relative paths with our own cgroup in each hierarchy.
+        let l = parse_mountinfo(
+            "1 0 0:2 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+             2 0 0:3 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        )
+        .unwrap();
+        let own = layout::parse_proc_cgroup("4:memory:/user.slice\n0::/user.slice/s.scope\n");
+        let d = resolve_from(&l, &fs_inner(None, "c1"), Some(own)).unwrap();
+        assert_eq!(d[0].1, PathBuf::from("/sys/fs/cgroup/memory/user.slice/c1"));
+        assert_eq!(
+            d[1].1,
+            PathBuf::from("/sys/fs/cgroup/unified/user.slice/s.scope/c1")
         );
     }
 

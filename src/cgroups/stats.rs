@@ -29,6 +29,24 @@ pub struct Stats {
 pub struct Cpu {
     pub usage: CpuUsage,
     pub throttling: Throttling,
+    /// Pressure stall information (v2 cpu.pressure; runc >= 1.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<Psi>,
+}
+
+/// One `*.pressure` file: the "some" and "full" lines.
+#[derive(Serialize, Default, Debug, PartialEq)]
+pub struct Psi {
+    pub some: PsiData,
+    pub full: PsiData,
+}
+
+#[derive(Serialize, Default, Debug, PartialEq)]
+pub struct PsiData {
+    pub avg10: f64,
+    pub avg60: f64,
+    pub avg300: f64,
+    pub total: u64,
 }
 
 #[derive(Serialize, Default, Debug)]
@@ -76,6 +94,8 @@ pub struct Memory {
     pub kernel_tcp: MemoryEntry,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub raw: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<Psi>,
 }
 
 #[derive(Serialize, Default, Debug, Clone, Copy)]
@@ -103,6 +123,8 @@ pub struct Blkio {
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_serviced_recursive: Vec<BlkioEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<Psi>,
 }
 
 #[derive(Serialize, Default, Debug, PartialEq, Eq)]
@@ -296,6 +318,7 @@ fn v1_blkio(dir: &Path) -> Blkio {
             io_serviced_recursive: v1_blkio_entries(
                 &read(dir, &format!("{prefix}io_serviced_recursive")).unwrap_or_default(),
             ),
+            psi: None,
         };
     }
     Blkio::default()
@@ -368,6 +391,10 @@ pub fn v2(dir: &Path) -> Stats {
     };
     s.pids = pids(dir);
     s.blkio = v2_io(&read(dir, "io.stat").unwrap_or_default());
+    let psi = |f: &str| read(dir, f).ok().map(|t| parse_psi(&t));
+    s.cpu.psi = psi("cpu.pressure");
+    s.memory.psi = psi("memory.pressure");
+    s.blkio.psi = psi("io.pressure");
     for size in hugepage_sizes() {
         let p = format!("hugetlb.{size}");
         if !dir.join(format!("{p}.current")).exists() {
@@ -384,6 +411,30 @@ pub fn v2(dir: &Path) -> Stats {
         s.hugetlb.insert(size, h);
     }
     s
+}
+
+/// A pressure file: "some avg10=0.00 avg60=0.00 avg300=0.00 total=0" and a
+/// "full ..." line (cpu.pressure had only "some" before Linux 5.13).
+pub fn parse_psi(text: &str) -> Psi {
+    let mut p = Psi::default();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let d = match f.next() {
+            Some("some") => &mut p.some,
+            Some("full") => &mut p.full,
+            _ => continue,
+        };
+        for kv in f {
+            match kv.split_once('=') {
+                Some(("avg10", v)) => d.avg10 = v.parse().unwrap_or(0.0),
+                Some(("avg60", v)) => d.avg60 = v.parse().unwrap_or(0.0),
+                Some(("avg300", v)) => d.avg300 = v.parse().unwrap_or(0.0),
+                Some(("total", v)) => d.total = v.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    p
 }
 
 /// io.stat "8:0 rbytes=1 wbytes=2 rios=3 wios=4 ..." in runc's v1 shape.
@@ -545,6 +596,22 @@ mod tests {
         let v2 = v2_io("254:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0\n");
         assert_eq!(v2.io_service_bytes_recursive.len(), 2);
         assert_eq!(v2.io_serviced_recursive[1].value, 2);
+    }
+
+    #[test]
+    fn pressure_files() {
+        let p = parse_psi(
+            "some avg10=1.50 avg60=0.25 avg300=0.00 total=12345\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=7\n",
+        );
+        assert_eq!(p.some.avg10, 1.5);
+        assert_eq!(p.some.total, 12345);
+        assert_eq!(p.full.total, 7);
+        // runc's PSIData field names.
+        let j = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            j["some"],
+            serde_json::json!({"avg10": 1.5, "avg60": 0.25, "avg300": 0.0, "total": 12345})
+        );
     }
 
     #[test]

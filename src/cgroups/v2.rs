@@ -3,20 +3,45 @@
 
 use super::config::{Resources, ThrottleKind};
 use super::convert;
-use super::files::{self, field_error, set};
+use super::files::{self, field_error};
 use super::stats::{self, OomWatch};
+use super::v2place;
 use super::{CgroupMount, FreezerState, Manager};
 use crate::bail;
 use crate::error::{Context, Result};
 use oci_spec::runtime::LinuxResources;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Write one setting; a missing file whose controller is not enabled here says
+/// so, naming the controller (a limit that needs it cannot be applied).
+fn set(d: &Path, file: &str, value: &str, field: &str) -> Result<()> {
+    files::write(d, file, value).map_err(|e| {
+        let ctrl = v2place::controller_of(file).filter(|_| e.not_found());
+        match ctrl {
+            Some(c) if !controller_enabled(d, c) => field_error(
+                field,
+                format!(
+                    "the {c} controller is not enabled for {} (not in its cgroup.controllers: the parent does not delegate it)",
+                    d.display()
+                ),
+            ),
+            _ => field_error(field, e),
+        }
+    })
+}
+
+fn controller_enabled(d: &Path, c: &str) -> bool {
+    files::read(d, "cgroup.controllers").is_ok_and(|s| s.split_whitespace().any(|x| x == c))
+}
 
 pub struct V2 {
     dir: PathBuf,
     /// The cgroup2 mount point, known at create; controllers are enabled from
     /// here down. None for a loaded manager (its cgroup already exists).
     root: Option<PathBuf>,
+    /// Our own cgroup's directory (create only): its subtree_control is never written.
+    own: Option<PathBuf>,
     persisted: String,
     /// Off in unit tests, which run against a plain directory.
     bpf_devices: bool,
@@ -27,6 +52,7 @@ impl V2 {
         V2 {
             dir,
             root,
+            own: None,
             persisted,
             bpf_devices: true,
         }
@@ -38,45 +64,15 @@ impl V2 {
             persisted: String::new(),
             dir,
             root: Some(root),
+            own: None,
             bpf_devices: false,
         }
     }
 
-    /// Enable every available controller in each ancestor's subtree_control,
-    /// so the container's cgroup has them all (writes only what is missing).
-    fn enable_controllers(&self) -> Result<()> {
-        let Some(root) = &self.root else {
-            return Ok(());
-        };
-        let Ok(rel) = self.dir.strip_prefix(root) else {
-            return Ok(());
-        };
-        let mut level = root.clone();
-        for comp in rel.components() {
-            let avail = files::read(&level, "cgroup.controllers")?;
-            let on = files::read(&level, "cgroup.subtree_control")?;
-            let on: Vec<&str> = on.split_whitespace().collect();
-            let missing: Vec<&str> = avail
-                .split_whitespace()
-                .filter(|c| !on.contains(c))
-                .collect();
-            if !missing.is_empty() {
-                let all: Vec<String> = missing.iter().map(|c| format!("+{c}")).collect();
-                if files::write(&level, "cgroup.subtree_control", &all.join(" ")).is_err() {
-                    // One at a time: a controller the kernel refuses here (e.g. a
-                    // threaded subtree) must not keep the others off.
-                    for c in &missing {
-                        if let Err(e) =
-                            files::write(&level, "cgroup.subtree_control", &format!("+{c}"))
-                        {
-                            log::debug!("enable {c}: {e}");
-                        }
-                    }
-                }
-            }
-            level.push(comp);
-        }
-        Ok(())
+    /// Tell the manager which cgroup we run in (see v2place).
+    pub fn with_own(mut self, own: Option<PathBuf>) -> V2 {
+        self.own = own;
+        self
     }
 
     fn set_resources(&self, r: &Resources) -> Result<()> {
@@ -255,8 +251,15 @@ impl Manager for V2 {
     }
 
     fn apply(&self, pid: i32) -> Result<()> {
-        files::mkdir_all(&self.dir)?;
-        self.enable_controllers()?;
+        match &self.root {
+            Some(root) => {
+                v2place::create(root, &self.dir, self.own.as_deref())?;
+            }
+            // A loaded manager's cgroup exists (exec may name a sub-cgroup).
+            None => {
+                files::mkdir_all(&self.dir)?;
+            }
+        }
         files::write(&self.dir, "cgroup.procs", &pid.to_string())
             .ctx(|| format!("join cgroup {}", self.dir.display()))
     }
@@ -288,6 +291,15 @@ impl Manager for V2 {
             );
         }
         Ok(())
+    }
+
+    fn kill_all(&self) -> Result<bool> {
+        if !self.dir.join("cgroup.kill").exists() {
+            return Ok(false);
+        }
+        files::write(&self.dir, "cgroup.kill", "1")
+            .map_err(|e| crate::error::Error::new(format!("kill --all: {e}")))?;
+        Ok(true)
     }
 
     fn freezer_state(&self) -> Result<FreezerState> {
@@ -504,6 +516,32 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_without_its_controller_names_it() {
+        let f = FakeFs::new("noctl");
+        let m = f.container("c8");
+        fs::write(m.dir.join("cgroup.controllers"), "cpu memory\n").unwrap();
+        fs::remove_file(m.dir.join("pids.max")).unwrap();
+        let e = m.set(&spec(json!({"pids": {"limit": 5}}))).unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("linux.resources.pids.limit: the pids controller is not enabled"),
+            "{e}"
+        );
+        // No limit needs it: fine.
+        m.set(&spec(json!({"memory": {"limit": 4096}}))).unwrap();
+    }
+
+    #[test]
+    fn kill_all_uses_cgroup_kill_where_the_kernel_has_it() {
+        let f = FakeFs::new("kill");
+        let m = f.container("c9");
+        assert!(!m.kill_all().unwrap(), "no cgroup.kill: signal one by one");
+        fs::write(m.dir.join("cgroup.kill"), "").unwrap();
+        assert!(m.kill_all().unwrap());
+        assert_eq!(f.read("c9/cgroup.kill"), "1");
+    }
+
+    #[test]
     fn freeze_and_state() {
         let f = FakeFs::new("freeze");
         let m = f.container("c5");
@@ -542,7 +580,14 @@ mod tests {
         fs::write(m.dir.join("memory.max"), "max\n").unwrap();
         fs::write(m.dir.join("pids.current"), "3\n").unwrap();
         fs::write(m.dir.join("pids.max"), "max\n").unwrap();
+        fs::write(
+            m.dir.join("memory.pressure"),
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=5\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=3\n",
+        )
+        .unwrap();
         let s = serde_json::to_value(m.stats().unwrap()).unwrap();
+        assert_eq!(s["memory"]["psi"]["full"]["total"], 3);
+        assert!(s["cpu"].get("psi").is_none(), "no cpu.pressure file");
         assert_eq!(s["cpu"]["usage"]["total"], 10_000);
         assert_eq!(s["cpu"]["usage"]["user"], 6_000);
         assert_eq!(s["memory"]["usage"]["usage"], 1_048_576);

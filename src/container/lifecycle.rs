@@ -127,8 +127,11 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
         id,
         g.systemd_cgroup,
-    ) {
+    )
+    .and_then(|m| m.check_unused().map(|()| m))
+    {
         Ok(m) => Some(m),
+        // Nothing of ours to undo yet: an in-use cgroup is someone else's.
         Err(e) => {
             let _ = st.remove(id);
             return Err(e);
@@ -353,6 +356,9 @@ pub(super) fn kill_all_in(cg: &dyn Manager, sig: Signal) {
     if cg.pids().map_or(true, |p| p.is_empty()) {
         return;
     }
+    if sig == Signal::SIGKILL && cg.kill_all().unwrap_or(false) {
+        return;
+    }
     // Freeze first so no process forks a child we would miss.
     let froze = cg.freeze(FreezerState::Frozen).is_ok();
     if let Ok(pids) = cg.pids() {
@@ -369,6 +375,9 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
     let c = Container::load(g, id)?;
     if all {
         if let Some(cg) = c.cgroup() {
+            if sig == libc::SIGKILL && cg.kill_all()? {
+                return Ok(());
+            }
             let frozen_before = c.status == Status::Paused;
             let _ = cg.freeze(FreezerState::Frozen);
             let pids = cg.pids().unwrap_or_default();
