@@ -425,11 +425,17 @@ fn cgroup_dirs_of(pid: i64) -> Vec<std::path::PathBuf> {
         .filter_map(|l| {
             let mut f = l.splitn(3, ':');
             let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
+            let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
             let hier = match ctl {
-                "" => "unified".to_string(),
-                c => c.strip_prefix("name=").unwrap_or(c).to_string(),
+                // The "0::" line: /sys/fs/cgroup itself on a unified host.
+                "" if unified => String::new(),
+                "" => "unified/".to_string(),
+                c => format!("{}/", c.strip_prefix("name=").unwrap_or(c)),
             };
-            let dir = std::path::PathBuf::from(format!("/sys/fs/cgroup/{hier}{path}"));
+            let dir = std::path::PathBuf::from(format!(
+                "/sys/fs/cgroup/{hier}{}",
+                path.trim_start_matches('/')
+            ));
             // Skip the hierarchies where the container sits in the root or in ours.
             (path != "/" && dir.exists()).then_some(dir)
         })

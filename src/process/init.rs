@@ -302,6 +302,19 @@ fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Re
         None::<&str>,
     )
     .ctx(|| format!("bind rootfs {} onto itself", cfg.rootfs.display()))?;
+    // The new root belongs to no peer group and has no master, as runc's
+    // (whose rootfs parent is made private): where the bundle sits on a
+    // shared mount (/tmp on systemd hosts), a slave root would still receive
+    // whatever the host mounts under the rootfs. rootfsPropagation is applied
+    // to it after pivot_root.
+    mount(
+        None::<&str>,
+        &cfg.rootfs,
+        None::<&str>,
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("make rootfs {} private", cfg.rootfs.display()))?;
     let root = Root::open(&cfg.rootfs)?;
     let in_userns = plan.new_user
         || plan
