@@ -18,3 +18,4 @@ mod rootfs;
 mod seccomp;
 mod security;
 mod support;
+mod validate;

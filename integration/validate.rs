@@ -1,0 +1,139 @@
+//! Config that runc's validator refuses before anything starts, and every
+//! config field skiff either applies or refuses with an error naming it
+//! (issue 11, section 1). runc 1.1.5 (/usr/sbin/runc) is the oracle where it
+//! knows the field; newer runc's behaviour is written out with its version.
+
+use crate::support::*;
+use serde_json::{json, Value};
+
+/// The runtimes to compare: runc first when it is installed, then skiff.
+fn runtimes() -> Vec<(&'static str, Runtime)> {
+    let mut v = Vec::new();
+    if let Some(r) = Runtime::runc() {
+        v.push(("runc", r));
+    }
+    v.push(("skiff", Runtime::skiff()));
+    v
+}
+
+/// Run `b` under `rt`; Ok(stdout) or Err(stderr, with runc's logfmt quoting
+/// of `"` undone), and nothing left behind.
+fn outcome(rt: &Runtime, b: &Bundle) -> Result<String, String> {
+    let (code, out, err) = rt.run_leak_checked(b);
+    if code == 0 {
+        Ok(out)
+    } else {
+        Err(err.replace("\\\"", "\""))
+    }
+}
+
+/// A bundle with these namespaces and sysctls, printing `cat <file>`.
+fn sysctl_bundle(nss: Value, sysctl: Value, file: &str) -> Bundle {
+    let mut b = Bundle::new().args(&["cat", file]);
+    let c = b.config_mut();
+    c["linux"]["namespaces"] = nss;
+    c["linux"]["sysctl"] = sysctl;
+    if c["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|a| !a.iter().any(|n| n["type"] == "uts"))
+    {
+        c.as_object_mut().map(|o| o.remove("hostname"));
+    }
+    b
+}
+
+/// runc's sysctl rules, each case run under runc 1.1.5 and skiff: the same
+/// outcome, and for refusals runc's words (which name the key).
+#[test]
+fn sysctl_namespace_rules_match_runc() {
+    if skip_unless_root() {
+        return;
+    }
+    let full = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}]);
+    let bare = json!([{"type": "pid"}, {"type": "mount"}]);
+    let hostnet = json!([{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}]);
+    // (namespaces, sysctl, file to print, Ok(output) or Err(runc's words))
+    let cases: Vec<(Value, Value, &str, Result<&str, &str>)> = vec![
+        // sysctl.d(5) slash spelling: runc accepts and applies it.
+        (full.clone(), json!({"net/ipv4/ip_forward": "1"}), "/proc/sys/net/ipv4/ip_forward", Ok("1\n")),
+        (full.clone(), json!({"kernel.shmmax": "100000"}), "/proc/sys/kernel/shmmax", Ok("100000\n")),
+        (full.clone(), json!({"kernel.domainname": "dom"}), "/proc/sys/kernel/domainname", Ok("dom\n")),
+        (full.clone(), json!({"kernel.hostname": "x"}), "/proc/sys/kernel/hostname",
+            Err("sysctl \"kernel.hostname\" is not allowed as it conflicts with the OCI \"hostname\" field")),
+        (bare.clone(), json!({"net.ipv4.ip_forward": "1"}), "/proc/sys/net/ipv4/ip_forward",
+            Err("sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace")),
+        (bare.clone(), json!({"net/ipv4/ip_forward": "1"}), "/proc/sys/net/ipv4/ip_forward",
+            Err("sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace")),
+        // A path to the runtime's own netns is the host's, too.
+        (hostnet, json!({"net.ipv4.ip_forward": "1"}), "/proc/sys/net/ipv4/ip_forward",
+            Err("sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace")),
+        (bare.clone(), json!({"kernel.shmmax": "100000"}), "/proc/sys/kernel/shmmax",
+            Err("sysctl \"kernel.shmmax\" is not allowed in the hosts ipc namespace")),
+        (bare.clone(), json!({"fs.mqueue.queues_max": "100"}), "/proc/sys/fs/mqueue/queues_max",
+            Err("sysctl \"fs.mqueue.queues_max\" is not allowed in the hosts ipc namespace")),
+        (bare.clone(), json!({"kernel.domainname": "dom"}), "/proc/sys/kernel/domainname",
+            Err("sysctl \"kernel.domainname\" is not in a separate kernel namespace")),
+        (full.clone(), json!({"kernel.panic": "1"}), "/proc/sys/kernel/panic",
+            Err("sysctl \"kernel.panic\" is not in a separate kernel namespace")),
+        // runc 1.2+ allows user.* with a user namespace; 1.1.5 never does.
+        (full, json!({"user.max_user_namespaces": "10"}), "/proc/sys/user/max_user_namespaces",
+            Err("sysctl \"user.max_user_namespaces\" is not in a separate kernel namespace")),
+    ];
+    for (name, rt) in runtimes() {
+        for (nss, sysctl, file, want) in &cases {
+            let b = sysctl_bundle(nss.clone(), sysctl.clone(), file);
+            let got = outcome(&rt, &b);
+            match (want, &got) {
+                (Ok(w), Ok(g)) => assert_eq!(g, w, "{name}: {sysctl}"),
+                (Err(w), Err(e)) => assert!(e.contains(w), "{name}: {sysctl}: {e}"),
+                _ => panic!("{name}: {sysctl} in {nss}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+}
+
+/// `linux.timeOffsets` without a new time namespace would be silently
+/// dropped: runc 1.2+ refuses it (runc 1.1.5 knows no time namespace, so the
+/// words are written out from runc 1.2's validator).
+#[test]
+fn time_offsets_need_a_new_time_namespace() {
+    if skip_unless_root() {
+        return;
+    }
+    let offsets = json!({"monotonic": {"secs": 10, "nanosecs": 0}});
+    let rt = Runtime::skiff();
+    let mut b = Bundle::new().args(&["true"]);
+    b.config_mut()["linux"]["timeOffsets"] = offsets.clone();
+    let err = outcome(&rt, &b).expect_err("offsets without a time namespace ran");
+    assert!(
+        err.contains(
+            "time namespace offsets specified, but time namespace isn't enabled in the config"
+        ),
+        "{err}"
+    );
+    let mut b = Bundle::new().args(&["true"]);
+    let c = b.config_mut();
+    c["linux"]["timeOffsets"] = offsets;
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .push(json!({"type": "time", "path": "/proc/self/ns/time"}));
+    let err = outcome(&rt, &b).expect_err("offsets for a joined time namespace ran");
+    assert!(
+        err.contains("time namespace enabled, but both namespace path and time offsets specified -- you may only provide one"),
+        "{err}"
+    );
+    // A new time namespace still gets them.
+    let mut b = Bundle::new().args(&["cat", "/proc/self/timens_offsets"]);
+    let c = b.config_mut();
+    c["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 10}});
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .push(json!({"type": "time"}));
+    let out = outcome(&rt, &b).expect("new time namespace with offsets");
+    assert!(
+        out.starts_with("monotonic") && out.lines().next().unwrap_or("").contains(" 10 "),
+        "{out}"
+    );
+}
