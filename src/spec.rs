@@ -88,6 +88,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
         validate_time_offsets(linux, &nss)?;
+        validate_unsupported(linux, &nss)?;
     }
     if let Some(rl) = process.rlimits() {
         for r in rl {
@@ -121,6 +122,30 @@ fn validate_time_offsets(
         ),
         _ => Ok(()),
     }
+}
+
+/// Fields skiff cannot honour here: refused by name, never dropped.
+fn validate_unsupported(
+    linux: &oci_spec::runtime::Linux,
+    nss: &[oci_spec::runtime::LinuxNamespace],
+) -> Result<()> {
+    // runc 1.4+ refuses intelRdt when resctrl is not mounted (1.1.5 names the
+    // schema field first); skiff has no resctrl support at all yet.
+    if linux.intel_rdt().is_some() {
+        if !Path::new("/sys/fs/resctrl/schemata").exists() {
+            bail!("linux.intelRdt: intelRdt is specified in config, but Intel RDT is not enabled (/sys/fs/resctrl is not mounted)");
+        }
+        bail!("linux.intelRdt: Intel RDT (resctrl) is not supported by skiff");
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        if !namespaces::has(nss, LinuxNamespaceType::Network) {
+            bail!("linux.netDevices: unable to move network devices without a NET namespace");
+        }
+        bail!(
+            "linux.netDevices: moving network devices into the container is not supported by skiff"
+        );
+    }
+    Ok(())
 }
 
 /// IDs beyond 2^31-1 are refused as runc refuses them: (uid_t)-1 would make

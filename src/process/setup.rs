@@ -223,6 +223,9 @@ fn apply_task_settings(
     if let Some(p) = linux.personality() {
         task::set_personality(p)?;
     }
+    if let Some(m) = linux.memory_policy() {
+        crate::security::mempolicy::apply(m)?;
+    }
     if let Some(p) = process
         .apparmor_profile()
         .as_deref()
