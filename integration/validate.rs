@@ -220,3 +220,84 @@ fn intel_rdt_and_net_devices_are_refused_by_name() {
     let err = outcome(&rt, &b).expect_err("netDevices ran");
     assert!(err.contains("linux.netDevices"), "{err}");
 }
+
+/// The allowed CPUs of this machine's cpuset root, as the kernel lists them.
+fn all_cpus() -> String {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .expect("read /sys/devices/system/cpu/online")
+        .trim()
+        .to_string()
+}
+
+/// Run under `taskset -c 0`, the container's process still gets every CPU
+/// its cgroup allows (runc 1.2+, changelog "Container processes will no
+/// longer inherit the CPU affinity of runc"; runc 1.1.5 inherits CPU 0, so
+/// it is no oracle here), both for `run` and for `exec` without
+/// execCPUAffinity; execCPUAffinity.final is honoured for exec.
+#[test]
+fn container_process_does_not_inherit_runtime_affinity() {
+    if skip_unless_root() {
+        return;
+    }
+    let all = all_cpus();
+    if all == "0" {
+        eprintln!("one CPU online: affinity cannot be told apart, skipping");
+        return;
+    }
+    let rt = Runtime::skiff();
+    let b = Bundle::new().args(&[
+        "sh",
+        "-c",
+        "grep Cpus_allowed_list /proc/self/status; sleep 30",
+    ]);
+    let id = rt.new_id();
+    let pinned = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("taskset");
+        cmd.args(["-c", "0"])
+            .arg(rt.bin())
+            .arg("--root")
+            .arg(rt.root())
+            .args(args);
+        rt.output(cmd)
+    };
+    b.flush();
+    let out = pinned(&["create", "--bundle", b.path_str(), &id]);
+    assert!(out.status.success(), "create: {}", out.stderr_text());
+    let pid = rt.state(&id)["pid"].as_i64().expect("pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list"))
+        .unwrap_or("");
+    assert_eq!(
+        line.split_whitespace().nth(1),
+        Some(all.as_str()),
+        "init: {line}"
+    );
+    let out = pinned(&[
+        "exec",
+        &id,
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+    ]);
+    assert!(out.status.success(), "exec: {}", out.stderr_text());
+    assert_eq!(
+        out.stdout_text().split_whitespace().nth(1),
+        Some(all.as_str()),
+        "exec"
+    );
+    let proc_json = b.path().join("proc-aff.json");
+    let mut p = b.config()["process"].clone();
+    p["args"] = json!(["grep", "Cpus_allowed_list", "/proc/self/status"]);
+    p["execCPUAffinity"] = json!({"initial": "0", "final": "1"});
+    std::fs::write(&proc_json, p.to_string()).expect("write process.json");
+    let out = rt.run(&["exec", "--process", proc_json.to_str().expect("utf8"), &id]);
+    assert!(out.status.success(), "exec final: {}", out.stderr_text());
+    assert_eq!(
+        out.stdout_text().split_whitespace().nth(1),
+        Some("1"),
+        "exec final"
+    );
+    rt.delete_force(&id);
+}

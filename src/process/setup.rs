@@ -219,6 +219,8 @@ fn apply_task_settings(
     }
     if cfg.exec {
         task::set_final_affinity(process)?;
+    } else {
+        task::reset_affinity();
     }
     if let Some(p) = linux.personality() {
         task::set_personality(p)?;
