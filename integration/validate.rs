@@ -301,3 +301,73 @@ fn container_process_does_not_inherit_runtime_affinity() {
     );
     rt.delete_force(&id);
 }
+
+/// `features` lists what runc 1.5 lists (seccomp knownFlags and
+/// supportedFlags, memoryPolicy modes and flags, netDevices, intelRdt,
+/// potentiallyUnsafeConfigAnnotations), and every claim holds: each
+/// supported seccomp flag and each memory policy mode runs a container, each
+/// known but unsupported flag is refused by name, and what says `enabled:
+/// false` is refused. (runc 1.1.5's `features` predates these fields.)
+#[test]
+fn features_lists_runc_1_5_fields_and_each_claim_holds() {
+    if skip_unless_root() {
+        return;
+    }
+    let rt = Runtime::skiff();
+    let out = std::process::Command::new(rt.bin())
+        .arg("features")
+        .output()
+        .expect("run features");
+    assert!(out.status.success());
+    let f: Value = serde_json::from_slice(&out.stdout).expect("features JSON");
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("not a list: {v}"))
+            .iter()
+            .map(|s| s.as_str().expect("string").to_string())
+            .collect()
+    };
+    let sec = &f["linux"]["seccomp"];
+    let known = strings(&sec["knownFlags"]);
+    let supported = strings(&sec["supportedFlags"]);
+    assert!(
+        known.contains(&"SECCOMP_FILTER_FLAG_TSYNC".to_string()),
+        "{known:?}"
+    );
+    for flag in &known {
+        let mut b = Bundle::new().args(&["true"]);
+        b.config_mut()["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW", "flags": [flag],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        });
+        match (supported.contains(flag), outcome(&rt, &b)) {
+            (true, Ok(_)) => {}
+            (false, Err(e)) => assert!(e.contains(flag.as_str()), "{flag}: {e}"),
+            (claim, got) => panic!("{flag}: supported={claim} but {got:?}"),
+        }
+    }
+    let mp = &f["linux"]["memoryPolicy"];
+    assert!(!strings(&mp["flags"]).is_empty(), "{mp}");
+    for mode in strings(&mp["modes"]) {
+        let nodes = if mode == "MPOL_DEFAULT" || mode == "MPOL_LOCAL" {
+            ""
+        } else {
+            "0"
+        };
+        let mut b = Bundle::new().args(&["true"]);
+        b.config_mut()["linux"]["memoryPolicy"] = json!({"mode": mode, "nodes": nodes});
+        outcome(&rt, &b).unwrap_or_else(|e| panic!("{mode} claimed but: {e}"));
+    }
+    assert_eq!(
+        f["linux"]["netDevices"]["enabled"],
+        json!(false),
+        "netDevices are refused"
+    );
+    assert_eq!(
+        f["linux"]["intelRdt"]["enabled"],
+        json!(false),
+        "intelRdt is refused"
+    );
+    assert!(f["potentiallyUnsafeConfigAnnotations"].is_array(), "{f}");
+    assert!(f["annotations"]["org.skiff.version"].is_string(), "{f}");
+}
