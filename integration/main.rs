@@ -19,3 +19,4 @@ mod seccomp;
 mod security;
 mod support;
 mod systemd;
+mod validate;

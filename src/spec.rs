@@ -6,6 +6,8 @@ use crate::namespaces;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::path::{Path, PathBuf};
 
+pub mod sysctl;
+
 /// Read `<bundle>/config.json`; errors name the file and the JSON position.
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
@@ -82,9 +84,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
         if let Some(sysctl) = linux.sysctl() {
             for key in sysctl.keys() {
-                validate_sysctl(key, &nss)?;
+                sysctl::validate(key, &nss)?;
             }
         }
+        validate_time_offsets(linux, &nss)?;
+        validate_unsupported(linux, &nss)?;
     }
     if let Some(rl) = process.rlimits() {
         for r in rl {
@@ -97,6 +101,49 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// runc 1.2+'s rules (1.1.5 has no time namespace support): offsets need a
+/// new time namespace; a joined one already has its clocks, so offsets for
+/// it are refused rather than dropped.
+fn validate_time_offsets(
+    linux: &oci_spec::runtime::Linux,
+    nss: &[oci_spec::runtime::LinuxNamespace],
+) -> Result<()> {
+    let offsets = linux.time_offsets().is_some();
+    match nss.iter().find(|n| n.typ() == LinuxNamespaceType::Time) {
+        None if offsets => bail!(
+            "linux.timeOffsets: time namespace offsets specified, but time namespace isn't enabled in the config"
+        ),
+        Some(n) if offsets && n.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty()) => bail!(
+            "linux.timeOffsets: time namespace enabled, but both namespace path and time offsets specified -- you may only provide one"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Fields skiff cannot honour here: refused by name, never dropped.
+fn validate_unsupported(
+    linux: &oci_spec::runtime::Linux,
+    nss: &[oci_spec::runtime::LinuxNamespace],
+) -> Result<()> {
+    // runc 1.4+ refuses intelRdt when resctrl is not mounted (1.1.5 names the
+    // schema field first); skiff has no resctrl support at all yet.
+    if linux.intel_rdt().is_some() {
+        if !Path::new("/sys/fs/resctrl/schemata").exists() {
+            bail!("linux.intelRdt: intelRdt is specified in config, but Intel RDT is not enabled (/sys/fs/resctrl is not mounted)");
+        }
+        bail!("linux.intelRdt: Intel RDT (resctrl) is not supported by skiff");
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        if !namespaces::has(nss, LinuxNamespaceType::Network) {
+            bail!("linux.netDevices: unable to move network devices without a NET namespace");
+        }
+        bail!(
+            "linux.netDevices: moving network devices into the container is not supported by skiff"
+        );
     }
     Ok(())
 }
@@ -115,43 +162,6 @@ pub fn validate_user(u: &oci_spec::runtime::User) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// runc's rules: ipc sysctls need an IPC namespace, net.* a network namespace,
-/// and kernel.hostname/domainname a UTS namespace; others are refused.
-fn validate_sysctl(key: &str, nss: &[oci_spec::runtime::LinuxNamespace]) -> Result<()> {
-    let ipc = [
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
-    if key.contains("..") || key.contains('/') {
-        bail!("sysctl {key:?} is not a valid name");
-    }
-    if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
-        if !namespaces::has(nss, LinuxNamespaceType::Ipc) {
-            bail!("sysctl {key:?} requires an IPC namespace");
-        }
-        return Ok(());
-    }
-    if key.starts_with("net.") {
-        if !namespaces::has(nss, LinuxNamespaceType::Network) {
-            bail!("sysctl {key:?} requires a network namespace");
-        }
-        return Ok(());
-    }
-    if key == "kernel.hostname" || key == "kernel.domainname" {
-        if !namespaces::has(nss, LinuxNamespaceType::Uts) {
-            bail!("sysctl {key:?} requires a UTS namespace");
-        }
-        return Ok(());
-    }
-    bail!("sysctl {key:?} is not in a separate kernel namespace")
 }
 
 /// The config.json `skiff spec` writes: the same container runc's `spec` describes.
@@ -287,11 +297,22 @@ mod tests {
     }
 
     #[test]
-    fn sysctl_rules() {
-        let nss: Vec<oci_spec::runtime::LinuxNamespace> =
-            serde_json::from_value(serde_json::json!([{"type": "ipc"}])).unwrap();
-        assert!(validate_sysctl("kernel.shmmax", &nss).is_ok());
-        assert!(validate_sysctl("net.ipv4.ip_forward", &nss).is_err());
-        assert!(validate_sysctl("kernel.panic", &nss).is_err());
+    fn time_offsets_need_a_new_time_namespace() {
+        let offs = serde_json::json!({"monotonic": {"secs": 1}});
+        for (nss, ok) in [
+            (serde_json::json!([{"type": "mount"}]), false),
+            (
+                serde_json::json!([{"type": "time", "path": "/proc/self/ns/time"}]),
+                false,
+            ),
+            (serde_json::json!([{"type": "time"}]), true),
+        ] {
+            let mut v = default_spec(false);
+            v["linux"]["namespaces"] = nss.clone();
+            v["linux"]["timeOffsets"] = offs.clone();
+            v.as_object_mut().map(|o| o.remove("hostname"));
+            let spec: Spec = serde_json::from_value(v).unwrap();
+            assert_eq!(validate(&spec).is_ok(), ok, "{nss}");
+        }
     }
 }

@@ -190,6 +190,71 @@ fn seccomp_actions() -> Vec<&'static str> {
         .collect()
 }
 
+const SECCOMP_FLAGS: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+];
+
+/// The flags a profile may name that this libseccomp (and its view of the
+/// kernel) accepts: each is tried on a real filter through the same code
+/// that builds the container's filter, so the list cannot claim more.
+fn seccomp_supported_flags() -> Vec<&'static str> {
+    SECCOMP_FLAGS
+        .iter()
+        .copied()
+        .filter(|f| {
+            let profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [f]});
+            serde_json::from_value(profile)
+                .ok()
+                .is_some_and(|p| crate::security::seccomp::build(&p).is_ok())
+        })
+        .collect()
+}
+
+/// Every mode and flag `linux.memoryPolicy` takes, by what the config parser
+/// and security::mempolicy accept (runc 1.4 lists them sorted).
+fn memory_policy() -> Value {
+    let accepted = |mode: &str, flags: &[&str]| {
+        let nodes = if mode == "MPOL_DEFAULT" || mode == "MPOL_LOCAL" {
+            ""
+        } else {
+            "0"
+        };
+        let v = json!({"mode": mode, "nodes": nodes, "flags": flags});
+        serde_json::from_value::<oci_spec::runtime::LinuxMemoryPolicy>(v)
+            .ok()
+            .is_some_and(|p| crate::security::mempolicy::validate(&p).is_ok())
+    };
+    let modes: Vec<&str> = [
+        "MPOL_BIND",
+        "MPOL_DEFAULT",
+        "MPOL_INTERLEAVE",
+        "MPOL_LOCAL",
+        "MPOL_PREFERRED",
+        "MPOL_PREFERRED_MANY",
+        "MPOL_WEIGHTED_INTERLEAVE",
+    ]
+    .into_iter()
+    .filter(|m| accepted(m, &[]))
+    .collect();
+    let flags: Vec<&str> = [
+        "MPOL_F_NUMA_BALANCING",
+        "MPOL_F_RELATIVE_NODES",
+        "MPOL_F_STATIC_NODES",
+    ]
+    .into_iter()
+    .filter(|f| accepted("MPOL_BIND", &[f]))
+    .collect();
+    json!({"modes": modes, "flags": flags})
+}
+
+/// Annotations skiff acts on that could change the container's security
+/// (runc lists "bundle", "org.systemd.property." and "org.criu.config"):
+/// skiff interprets no config annotation today, so none.
+const POTENTIALLY_UNSAFE_ANNOTATIONS: &[&str] = &[];
+
 pub fn features() -> Value {
     let version = libseccomp::ScmpVersion::current()
         .map(|v| v.to_string())
@@ -211,12 +276,19 @@ pub fn features() -> Value {
                 "actions": seccomp_actions(),
                 "operators": SECCOMP_OPERATORS,
                 "archs": seccomp_archs(),
+                "knownFlags": SECCOMP_FLAGS,
+                "supportedFlags": seccomp_supported_flags(),
             },
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
-            "intelRdt": {"enabled": false},
+            // Refused at config load (spec.rs): no resctrl support yet.
+            "intelRdt": {"enabled": false, "schemata": false, "monitoring": false},
+            "memoryPolicy": memory_policy(),
+            // Refused at config load (spec.rs): moving devices is not done yet.
+            "netDevices": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": mount_options().contains(&"idmap")}},
         },
+        "potentiallyUnsafeConfigAnnotations": POTENTIALLY_UNSAFE_ANNOTATIONS,
         "annotations": {
             "io.github.seccomp.libseccomp.version": version,
             "org.opencontainers.runc.checkpoint.enabled": "false",
@@ -249,6 +321,16 @@ mod tests {
         assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
         let archs = f["linux"]["seccomp"]["archs"].as_array().unwrap();
         assert!(archs.iter().any(|a| a == "SCMP_ARCH_X86_64"));
+        let sec = &f["linux"]["seccomp"];
+        assert_eq!(sec["knownFlags"].as_array().unwrap().len(), 4);
+        assert!(sec["supportedFlags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "SECCOMP_FILTER_FLAG_LOG"));
+        let mp = &f["linux"]["memoryPolicy"];
+        assert_eq!(mp["modes"].as_array().unwrap().len(), 7, "{mp}");
+        assert_eq!(mp["flags"].as_array().unwrap().len(), 3, "{mp}");
         assert!(f["linux"]["seccomp"]["actions"]
             .as_array()
             .unwrap()

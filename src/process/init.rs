@@ -223,13 +223,12 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
                 .ctx(|| format!("set domainname {d:?}"))?;
         }
         if let Some(sysctl) = linux.sysctl() {
-            sys::procfs::write_all(sysctl.iter().map(|(k, v)| {
-                (
-                    format!("sys/{}", k.replace('.', "/")),
-                    v.as_bytes(),
-                    format!("sysctl {k}={v}"),
-                )
-            }))?;
+            let mut writes = Vec::new();
+            for (k, v) in sysctl {
+                let path = crate::spec::sysctl::proc_path(k)?;
+                writes.push((path, v.as_bytes(), format!("sysctl {k}={v}")));
+            }
+            sys::procfs::write_all(writes)?;
         }
         if !cfg.no_new_keyring {
             sys::join_session_keyring(&cfg.id)?;

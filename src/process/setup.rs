@@ -219,9 +219,14 @@ fn apply_task_settings(
     }
     if cfg.exec {
         task::set_final_affinity(process)?;
+    } else {
+        task::reset_affinity();
     }
     if let Some(p) = linux.personality() {
         task::set_personality(p)?;
+    }
+    if let Some(m) = linux.memory_policy() {
+        crate::security::mempolicy::apply(m)?;
     }
     if let Some(p) = process
         .apparmor_profile()

@@ -232,6 +232,10 @@ fn seeds() -> Vec<Value> {
         ]
     });
     full["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 1, "nanosecs": 2}});
+    // Offsets need a new time namespace (runc 1.2's validator).
+    if let Some(n) = full["linux"]["namespaces"].as_array_mut() {
+        n.push(json!({"type": "time"}));
+    }
     full["hooks"] = json!({"prestart": [{"path": "/bin/true", "args": ["true"], "timeout": 1}]});
     vec![spec::default_spec(false), spec::default_spec(true), full]
 }

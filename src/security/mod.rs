@@ -4,6 +4,7 @@
 //! must reach the caller before init starts (init itself has no log).
 pub mod capabilities;
 pub mod lsm;
+pub mod mempolicy;
 pub mod seccomp;
 pub mod task;
 
@@ -23,6 +24,9 @@ pub fn preflight(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
     lsm::check(spec)?;
     task::validate(process, linux.and_then(|l| l.personality().as_ref()))?;
+    if let Some(m) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        mempolicy::validate(m)?;
+    }
     if let Some(s) = linux.and_then(|l| l.seccomp().as_ref()) {
         seccomp::validate(s)?;
     }

@@ -196,16 +196,24 @@ pub fn set_final_affinity(process: &Process) -> Result<()> {
         (Some(f), _) => set_affinity(&parse_cpus(&f)?, "final"),
         (None, Some(_)) => Ok(()),
         (None, None) => {
-            let mut all = CpuSet::new();
-            for cpu in 0..CpuSet::count() {
-                let _ = all.set(cpu);
-            }
-            // The kernel masks this with the cgroup's cpuset; a failure only
-            // leaves the inherited affinity, which is no reason to fail exec.
-            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all);
+            reset_affinity();
             Ok(())
         }
     }
+}
+
+/// Every CPU: the kernel masks the set with the cgroup's cpuset and isolated
+/// CPUs, so the process gets what its cgroup allows rather than whatever the
+/// runtime's caller was pinned to (runc 1.2+ for init and exec; runc 1.1.5
+/// let the container inherit it). The runtime-spec makes execCPUAffinity
+/// "not applicable to the container's init process", and runc ignores it
+/// there too. A failure only leaves the inherited affinity: no reason to fail.
+pub fn reset_affinity() {
+    let mut all = CpuSet::new();
+    for cpu in 0..CpuSet::count() {
+        let _ = all.set(cpu);
+    }
+    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all);
 }
 
 #[cfg(test)]

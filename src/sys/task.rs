@@ -85,3 +85,21 @@ pub fn personality(persona: u32) -> std::io::Result<u32> {
     }
     Ok(r as u32)
 }
+
+/// set_mempolicy(2) for the calling thread (inherited across fork and execve).
+/// `mask` is a node bitmap of `mask.len() * 64` bits; empty means no nodes.
+pub fn set_mempolicy(mode_and_flags: i32, mask: &[u64]) -> std::io::Result<()> {
+    let (ptr, bits) = if mask.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        // maxnode counts one past the last bit the kernel reads.
+        (mask.as_ptr(), mask.len() as u64 * 64 + 1)
+    };
+    // SAFETY: the kernel reads at most `bits - 1` bits from `ptr`, which points
+    // to `mask.len()` u64 words that live through the call (or is null with 0).
+    let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode_and_flags, ptr, bits) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
