@@ -35,7 +35,7 @@ fn rlimit_number(t: PosixRlimitType) -> i32 {
     }) as i32
 }
 
-/// HOME from the container's /etc/passwd when the config does not set it.
+/// HOME from the container's /etc/passwd when the config does not set it (or sets it empty).
 fn home_of(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
         .ok()
@@ -85,8 +85,12 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     super::tty::fix_stdio_owner(process.user().uid())?;
     set_limits(process)?;
     let mut env = env_of(process);
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_of(process.user().uid())));
+    // runc fills HOME in from the user's passwd entry when it is unset or empty.
+    let home = format!("HOME={}", home_of(process.user().uid()));
+    match env.iter_mut().find(|e| e.starts_with("HOME=")) {
+        Some(h) if h == "HOME=" => *h = home,
+        Some(_) => {}
+        None => env.push(home),
     }
     enter_cwd(process)?;
     apply_task_settings(cfg, process, &linux)?;
