@@ -155,7 +155,7 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
             let mut st = cfg.state.clone();
             st["pid"] = serde_json::json!(std::process::id());
             st["status"] = serde_json::json!("created");
-            hooks::run_all(&sc, hooks::Kind::StartContainer, &st.to_string())?;
+            hooks::run_all_with_env(&sc, hooks::Kind::StartContainer, &st.to_string(), &env)?;
         }
     }
     // As late as possible: only execve follows, so the profile need not allow
