@@ -112,7 +112,7 @@ fn run_one(h: &Hook, state_json: &str, default_env: &[String]) -> Result<()> {
     // that never reads stdin must not hang us on a state bigger than a pipe.
     // One too large for the clock is no timeout.
     let timeout = h.timeout().filter(|t| *t > 0);
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(Duration::from_secs(t as u64)));
+    let deadline = deadline(h.timeout());
     let mut feed = match child.stdin.take() {
         Some(stdin) => Some(StdinFeed::new(stdin, state_json.as_bytes()).ctx(|| "stdin")?),
         None => None,
@@ -149,6 +149,13 @@ fn run_one(h: &Hook, state_json: &str, default_env: &[String]) -> Result<()> {
     } else {
         bail!("{status}, output: {output}")
     }
+}
+
+/// When a hook with this `timeout` (seconds) is killed: none for zero,
+/// negative, or one too large for the clock.
+pub fn deadline(timeout: Option<i64>) -> Option<Instant> {
+    let t = u64::try_from(timeout?).ok().filter(|t| *t > 0)?;
+    Instant::now().checked_add(Duration::from_secs(t))
 }
 
 /// An exit status as runc (Go) prints it: "exit status 3", "signal: killed".
