@@ -388,3 +388,51 @@ fn start_during_create_waits_and_starts() {
     rt.wait_for_status(&id, "stopped", std::time::Duration::from_secs(10));
     rt.delete(&id).assert_success("delete");
 }
+
+/// `--debug` shows the steps of `create` as `level=debug` lines, on stderr
+/// and in a `--log` file (text and json), as runc's debug output does.
+#[test]
+fn debug_shows_create_steps() {
+    if skip_unless_root() {
+        return;
+    }
+    let rt = Runtime::skiff();
+    let b = Bundle::new().args(&["true"]);
+    b.flush();
+    let id = rt.new_id();
+    let o = rt.run(&["--debug", "create", "--bundle", b.path_str(), &id]);
+    o.assert_success("create --debug");
+    let err = o.stderr_text();
+    let debug = err
+        .lines()
+        .filter(|l| l.contains(" level=debug msg="))
+        .count();
+    assert!(debug >= 4, "{err}");
+    assert!(
+        err.contains("cgroup path") && err.contains("init process"),
+        "{err}"
+    );
+    rt.delete_force(&id).assert_success("delete");
+    let log = b.path().join("debug.json");
+    let id = rt.new_id();
+    rt.run(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        b.path_str(),
+        &id,
+    ])
+    .assert_success("create --debug --log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let n = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "debug")
+        .count();
+    assert!(n >= 4, "{text}");
+    rt.delete_force(&id).assert_success("delete");
+}
