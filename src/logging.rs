@@ -72,15 +72,69 @@ pub fn format_line(format: Format, level: log::Level, msg: &str) -> String {
                 time
             )
         }
-        Format::Text => {
-            let msg = serde_json::to_string(msg).unwrap_or_else(|_| "\"\"".into());
-            format!(
-                "time=\"{}\" level={} msg={}\n",
-                time,
-                level_name(level),
-                msg
-            )
+        Format::Text => format!(
+            "time=\"{}\" level={} msg={}\n",
+            rfc3339_seconds_now(),
+            level_name(level),
+            text_value(msg)
+        ),
+    }
+}
+
+/// A value in logrus's text form, as runc prints it: bare when it is made
+/// only of letters, digits and `-._/@^+`, else quoted the way Go's `%q` does.
+fn text_value(v: &str) -> String {
+    let bare = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._/@^+".contains(c));
+    if bare {
+        v.to_string()
+    } else {
+        go_quote(v)
+    }
+}
+
+/// Go's strconv.Quote: `"` and `\` escaped, \n \t \r as such, other
+/// unprintable characters as \xNN or \uNNNN, printable Unicode as it is.
+fn go_quote(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && (c.is_ascii_control()) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() || (c.is_whitespace() && c != ' ') || is_format_char(c) => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
         }
+    }
+    out.push('"');
+    out
+}
+
+/// Invisible formatting characters Go does not count as printable.
+fn is_format_char(c: char) -> bool {
+    matches!(c as u32, 0xad | 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x2064 | 0xfeff)
+}
+
+/// How a command's failure reaches the caller, as runc does it: the error is
+/// logged; without a `--log` file the log is stderr, so stderr carries the
+/// formatted line (`time=... level=error msg=...`, or a JSON object), and with
+/// one the log file has the line and stderr the bare message.
+pub fn report_error(msg: &str, format: Format, to_file: bool) {
+    if to_file {
+        log::error!("{msg}");
+        eprintln!("{}", crate::error::bounded(msg));
+    } else {
+        let line = format_line(format, log::Level::Error, msg);
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }
 }
 
@@ -123,6 +177,15 @@ fn errno_text(e: &std::io::Error) -> String {
         Some(n) => nix::errno::Errno::from_raw(n).to_string(),
         None => e.to_string(),
     }
+}
+
+/// Go's time.RFC3339 (whole seconds), the time logrus's text lines carry.
+fn rfc3339_seconds_now() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let full = rfc3339(d.as_secs() as i64, 0);
+    full.replace(".000000000Z", "Z")
 }
 
 pub fn rfc3339_now() -> String {
@@ -192,6 +255,23 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(l.trim_end()).unwrap();
         assert_eq!(v["level"], "error");
         assert_eq!(v["msg"], "a \"quoted\"\nmsg");
+    }
+
+    #[test]
+    fn text_line_quotes_as_logrus() {
+        let l = format_line(
+            Format::Text,
+            log::Level::Error,
+            "container \"x\" does not exist",
+        );
+        assert!(l.starts_with("time=\""), "{l}");
+        assert!(
+            l.ends_with(" level=error msg=\"container \\\"x\\\" does not exist\"\n"),
+            "{l}"
+        );
+        let l = format_line(Format::Text, log::Level::Warn, "plain-word");
+        assert!(l.ends_with(" level=warning msg=plain-word\n"), "{l}");
+        assert_eq!(go_quote("a\\b\nc\u{200b}é"), "\"a\\\\b\\nc\\u200bé\"");
     }
 
     #[test]

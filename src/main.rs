@@ -26,23 +26,17 @@ fn main() {
     let args = cli::goflags::normalize(args, &cmd);
     let matches = match cmd.try_get_matches_from(args) {
         Ok(m) => m,
-        Err(e) if e.use_stderr() => {
-            // clap quotes the offending argument: bound it like our own errors.
-            eprint!("{}", error::bounded(&e.render().to_string()));
-            std::process::exit(1);
-        }
+        Err(e) if e.use_stderr() => usage_error(e),
         Err(e) => {
             let _ = e.print();
             std::process::exit(0);
         }
     };
-    let cli = match cli::Cli::from_arg_matches(&matches) {
+    let mut cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(c) => c,
-        Err(e) => {
-            eprint!("{}", error::bounded(&e.render().to_string()));
-            std::process::exit(1);
-        }
+        Err(e) => usage_error(e),
     };
+    cli.root_given = root_given(&matches);
     let format = match cli.log_format.as_str() {
         "json" => logging::Format::Json,
         "text" => logging::Format::Text,
@@ -59,14 +53,49 @@ fn main() {
         eprintln!("{}", error::bounded(&e));
         std::process::exit(1);
     }
+    // runc exits 255 when `exec` fails before the process could report a
+    // status of its own, and says so.
+    let is_exec = matches!(cli.cmd, Some(cli::Cmd::Exec(_)));
     match cli::dispatch(cli) {
         Ok(code) => std::process::exit(code),
+        Err(e) if is_exec => {
+            logging::report_error(&format!("exec failed: {e}"), format, to_file);
+            std::process::exit(255);
+        }
         Err(e) => {
-            if to_file {
-                log::error!("{e}");
-            }
-            eprintln!("{}", error::bounded(e.message()));
+            logging::report_error(e.message(), format, to_file);
             std::process::exit(1);
         }
     }
+}
+
+/// Whether `--root` came from the command line, before or after the command.
+fn root_given(m: &clap::ArgMatches) -> bool {
+    let given = |m: &clap::ArgMatches| {
+        m.value_source("root") == Some(clap::parser::ValueSource::CommandLine)
+    };
+    given(m) || m.subcommand().is_some_and(|(_, sub)| given(sub))
+}
+
+/// A command line clap refuses, worded as runc's CLI library does: the
+/// error as a `level=error` line on stderr (an unknown command is "No help
+/// topic", exit 3), the usage hint on stdout, exit 1.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::InvalidSubcommand {
+        if let Some(ContextValue::String(name)) = e.get(ContextKind::InvalidSubcommand) {
+            // runc's message ends in a newline it then quotes as \n.
+            let msg = format!("No help topic for '{name}'\n");
+            logging::report_error(&msg, logging::Format::Text, false);
+            std::process::exit(3);
+        }
+    }
+    let rendered = error::bounded(&e.render().to_string());
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    logging::report_error(first, logging::Format::Text, false);
+    let rest: Vec<&str> = lines.collect();
+    println!("{}", rest.join("\n").trim());
+    std::process::exit(1);
 }

@@ -271,10 +271,13 @@ impl Resources {
         }
         for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
             let size = h.page_size().to_string();
-            let ok = size.len() > 2
-                && size.ends_with('B')
-                && matches!(&size[size.len() - 2..size.len() - 1], "K" | "M" | "G")
-                && size[..size.len() - 2].bytes().all(|c| c.is_ascii_digit());
+            // Bytes, not str slices: a multibyte character before the B
+            // must be refused, not split (a panic).
+            let b = size.as_bytes();
+            let ok = b.len() > 2
+                && b[b.len() - 1] == b'B'
+                && matches!(b[b.len() - 2], b'K' | b'M' | b'G')
+                && b[..b.len() - 2].iter().all(u8::is_ascii_digit);
             if !ok {
                 return Err(bad(
                     &format!("hugepageLimits[{i}].pageSize"),

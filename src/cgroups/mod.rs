@@ -15,7 +15,7 @@
 //! directories, config.rs validates linux.resources for both managers, v1.rs and
 //! v2.rs write files, devices_bpf.rs builds the v2 device program, stats.rs reads.
 
-mod config;
+pub(crate) mod config;
 pub use config::for_create as resources_for_create;
 mod convert;
 pub mod devices_bpf;

@@ -12,7 +12,13 @@ pub struct Args {
     pub quiet: bool,
 }
 
-pub fn run(g: &Globals, a: Args) -> Result<i32> {
+pub fn run(g: &Globals, a: Args, root_given: bool) -> Result<i32> {
+    // A root that does not exist yet is an empty list only when it is the
+    // default one (nothing created yet); a `--root` the caller named and that
+    // is missing is an error (runc 1.2+; 1.1.5 created it and listed nothing).
+    if root_given && !g.root.exists() {
+        crate::bail!("open {}: no such file or directory", g.root.display());
+    }
     let ids = g.store().list()?;
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let states: Vec<_> = ids

@@ -55,6 +55,9 @@ pub struct Cli {
     pub version: bool,
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
+    /// Whether `--root` was given (not the default): set from the matches.
+    #[arg(skip)]
+    pub root_given: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,7 +136,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::State(a) => state::run(&g, a),
         Cmd::Kill(a) => kill::run(&g, a),
         Cmd::Delete(a) => delete::run(&g, a),
-        Cmd::List(a) => list::run(&g, a),
+        Cmd::List(a) => list::run(&g, a, cli.root_given),
         Cmd::Exec(a) => exec::run(&g, a),
         Cmd::Ps(a) => ps::run(&g, a),
         Cmd::Pause(a) => pause::pause(&g, a),

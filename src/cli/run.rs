@@ -106,9 +106,9 @@ pub fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
                 Ok(_) => continue,
             }
         }
-        let sig = set.wait().ctx(|| "sigwait")?;
-        if sig != Signal::SIGCHLD {
-            let _ = crate::sys::kill_raw(pid, sig as i32);
+        let sig = crate::sys::sigwait_raw(set)?;
+        if sig != libc::SIGCHLD {
+            let _ = crate::sys::kill_raw(pid, sig);
         }
     }
 }

@@ -170,8 +170,16 @@ pub fn validate(p: &Process) -> Result<()> {
 /// Read a runtime-spec process JSON (`exec --process FILE`).
 pub fn process_from_file(path: &Path) -> Result<Process> {
     let data = std::fs::read(path).ctx(|| format!("read process file {}", path.display()))?;
-    let p: Process =
+    let mut v: serde_json::Value =
         serde_json::from_slice(&data).ctx(|| format!("parse process file {}", path.display()))?;
+    // runc takes a process without `user` as uid 0, gid 0 (Go's zero value);
+    // the spec type insists on the field, so it is filled in here.
+    if let Some(obj) = v.as_object_mut() {
+        obj.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    let p: Process =
+        serde_json::from_value(v).ctx(|| format!("parse process file {}", path.display()))?;
     validate(&p)?;
     Ok(p)
 }

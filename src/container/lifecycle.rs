@@ -113,10 +113,16 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     let bundle =
         std::fs::canonicalize(&o.bundle).ctx(|| format!("bundle {}", o.bundle.display()))?;
     let spec = spec::load(&bundle)?;
+    log::debug!("config loaded from {}", bundle.display());
     let rootfs = spec::rootfs(&spec, &bundle)?;
     check_terminal(&spec, o)?;
     let linux = spec.linux().clone().unwrap_or_default();
     let nss = linux.namespaces().clone().unwrap_or_default();
+    log::debug!(
+        "namespaces: {:?}; {} mounts",
+        nss.iter().map(|n| n.typ()).collect::<Vec<_>>(),
+        spec.mounts().as_ref().map_or(0, |m| m.len())
+    );
     if !crate::namespaces::has(&nss, oci_spec::runtime::LinuxNamespaceType::Mount) {
         log::warn!("no mount namespace: mounts, devices, masked and read-only paths are not applied (they would change the host)");
     }
@@ -152,6 +158,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         None => None,
     };
     let cgroup_path = cg_box.as_ref().map(|c| c.path().to_string());
+    log::debug!("cgroup path {}", cgroup_path.as_deref().unwrap_or("(none)"));
     let state = new_state(g, id, &spec, &bundle, &rootfs, cgroup_path);
     // Written before any cgroup exists, so a `create` killed at any point
     // leaves state that `delete --force` can clean up from.
@@ -189,12 +196,14 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         &mut parent,
     )?;
     guard.pid = pid;
+    log::debug!("init process {pid} ready");
     drop(fifo);
     drop(console);
     let mut state = parent.state;
     state.pid = pid;
     state.creating = false;
     st.write_json(id, store::STATE_FILE, &state)?;
+    log::debug!("state written: container {id} created");
     if let Some(p) = &o.pid_file {
         store::write_pid_file(p, pid)?;
     }
@@ -289,6 +298,7 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
         s => bail!("cannot start a container in the {s} state"),
     }
     let fifo_path = c.store.dir(id).join(store::FIFO_FILE);
+    log::debug!("starting container {id}: init process {}", c.state.pid);
     read_fifo(&fifo_path, c.state.pid, c.state.init_start_time)?;
     let _ = std::fs::remove_file(&fifo_path);
     let spec: Spec = c.store.read_json(id, store::CONFIG_FILE)?;

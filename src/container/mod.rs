@@ -83,7 +83,14 @@ impl Container {
             .ok()
     }
 
+    /// Read the state again and observe the process: called after taking the
+    /// container's lock, so what a `create` still running when we loaded
+    /// (its PID, `creating` cleared) counts, not what we read before waiting.
     pub fn refresh(&mut self) {
+        let id = self.state.id.clone();
+        if let Ok(s) = self.store.read_json::<State>(&id, store::STATE_FILE) {
+            self.state = s;
+        }
         self.status = observe(&self.store, &self.state);
     }
 

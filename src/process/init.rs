@@ -467,6 +467,42 @@ pub fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
     }
 }
 
+/// The process environment with each name once, as runc passes it: a name
+/// set twice (the config's env, then `exec --env`) keeps the place of its
+/// first entry and the value of its last.
 pub fn env_of(process: &Process) -> Vec<String> {
-    process.env().clone().unwrap_or_default()
+    dedup_env(process.env().clone().unwrap_or_default())
+}
+
+pub fn dedup_env(env: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for kv in env {
+        let name = kv
+            .split_once('=')
+            .map_or(kv.as_str(), |(n, _)| n)
+            .to_string();
+        match index.get(&name) {
+            Some(&i) => out[i] = kv,
+            None => {
+                index.insert(name, out.len());
+                out.push(kv);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::dedup_env;
+
+    #[test]
+    fn last_value_wins_in_first_place() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            dedup_env(v(&["A=1", "B=2", "A=3", "C", "C", "B="])),
+            v(&["A=3", "B=", "C"])
+        );
+    }
 }

@@ -35,7 +35,7 @@ fn rlimit_number(t: PosixRlimitType) -> i32 {
     }) as i32
 }
 
-/// HOME from the container's /etc/passwd when the config does not set it.
+/// HOME from the container's /etc/passwd when the config does not set it (or sets it empty).
 fn home_of(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
         .ok()
@@ -85,8 +85,12 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     super::tty::fix_stdio_owner(process.user().uid())?;
     set_limits(process)?;
     let mut env = env_of(process);
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_of(process.user().uid())));
+    // runc fills HOME in from the user's passwd entry when it is unset or empty.
+    let home = format!("HOME={}", home_of(process.user().uid()));
+    match env.iter_mut().find(|e| e.starts_with("HOME=")) {
+        Some(h) if h == "HOME=" => *h = home,
+        Some(_) => {}
+        None => env.push(home),
     }
     enter_cwd(process)?;
     apply_task_settings(cfg, process, &linux)?;
@@ -151,7 +155,7 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
             let mut st = cfg.state.clone();
             st["pid"] = serde_json::json!(std::process::id());
             st["status"] = serde_json::json!("created");
-            hooks::run_all(&sc, hooks::Kind::StartContainer, &st.to_string())?;
+            hooks::run_all_with_env(&sc, hooks::Kind::StartContainer, &st.to_string(), &env)?;
         }
     }
     // As late as possible: only execve follows, so the profile need not allow

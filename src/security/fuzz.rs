@@ -375,10 +375,148 @@ fn exercise(bytes: &[u8]) {
         let _ = task::validate(p, None);
         let _ = task::initial_affinity(p);
     }
+    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        let _ = crate::cgroups::config::Resources::from_spec(r);
+    }
+    for m in spec.mounts().iter().flatten() {
+        let _ = crate::rootfs::options::parse(&m.options().clone().unwrap_or_default());
+    }
+    for kind in HOOK_KINDS {
+        for h in crate::hooks::of_kind(spec.hooks().as_ref(), kind) {
+            let _ = crate::hooks::deadline(h.timeout());
+        }
+    }
     if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         // Compiles the filter; nothing is loaded.
         let _ = seccomp::build(s);
         let _ = seccomp::process_state(&spec, &json!({"pid": 1}));
+    }
+}
+
+const HOOK_KINDS: [crate::hooks::Kind; 6] = [
+    crate::hooks::Kind::Prestart,
+    crate::hooks::Kind::CreateRuntime,
+    crate::hooks::Kind::CreateContainer,
+    crate::hooks::Kind::StartContainer,
+    crate::hooks::Kind::Poststart,
+    crate::hooks::Kind::Poststop,
+];
+
+/// What `update` does with a resources document before touching a cgroup:
+/// the merge over the current resources, the typed parse, the conversion.
+fn exercise_update(bytes: &[u8]) {
+    let Ok(update) = serde_json::from_slice::<Value>(bytes) else {
+        return;
+    };
+    let merged = crate::container::resources::merge_resources(json!({}), &update);
+    if let Ok(r) = serde_json::from_value::<oci_spec::runtime::LinuxResources>(merged) {
+        let _ = crate::cgroups::config::Resources::from_spec(&r);
+    }
+}
+
+/// Resources documents (`update -r`, linux.resources) around real fields.
+fn resource_seeds() -> Vec<Value> {
+    vec![
+        json!({"memory": {"limit": 1048576, "swap": 2097152}, "cpu": {"shares": 512, "quota": 1000,
+               "period": 100000, "cpus": "0-1", "mems": "0"}, "pids": {"limit": 10},
+               "hugepageLimits": [{"pageSize": "2MB", "limit": 4096}],
+               "blockIO": {"weight": 100, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1}]},
+               "unified": {"memory.high": "max"}}),
+        json!({"hugepageLimits": [{"pageSize": "1\u{e9}B", "limit": 1}, {"pageSize": "\u{e9}", "limit": 1}]}),
+        json!({"cpu": {"idle": 1, "realtimeRuntime": -1}, "network": {"classID": 1, "priorities": [{"name": "eth0", "priority": 1}]}}),
+    ]
+}
+
+#[test]
+fn resources_and_update_never_panic() {
+    let seeds = resource_seeds();
+    let mut hostile = hostile_values();
+    hostile.extend([
+        json!("2\u{e9}B"),
+        json!("\u{1F600}MB"),
+        json!("KB"),
+        json!("B"),
+    ]);
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut failure = None;
+    for i in 0..iterations() {
+        let mut v = rng.pick(&seeds).clone();
+        let bytes = if i % 3 == 0 {
+            let mut b = serde_json::to_vec(&v).unwrap_or_default();
+            mutate_bytes(&mut b, &mut rng);
+            b
+        } else {
+            mutate_structure(&mut v, &mut rng, &hostile);
+            serde_json::to_vec(&v).unwrap_or_default()
+        };
+        if catch_unwind(AssertUnwindSafe(|| exercise_update(&bytes))).is_err() {
+            failure = Some((i, bytes));
+            break;
+        }
+    }
+    std::panic::set_hook(hook);
+    if let Some((i, bytes)) = failure {
+        panic!(
+            "resources #{i} panicked: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+}
+
+/// Signal names and numbers, mount options, hook timeouts and memory sizes
+/// from random and hostile strings: refused or parsed, never a panic.
+#[test]
+fn small_parsers_never_panic() {
+    let words = [
+        "KILL",
+        "SIGKILL",
+        "9",
+        "-1",
+        "0",
+        "65",
+        "RTMIN",
+        "RTMIN+",
+        "RTMIN+99999999999",
+        "RTMAX-",
+        "rtmax-3",
+        "SIG",
+        "",
+        " ",
+        "\u{e9}",
+        "SIGRTMIN+1\u{e9}",
+        "2147483648",
+        "ro",
+        "rro",
+        "mode=",
+        "size=1\u{e9}",
+        "idmap",
+        "uid=",
+        "100m",
+        "1.5G",
+        "64KiB",
+        "1e400",
+        "9999999999999999999999m",
+        ".",
+        "-0",
+    ];
+    let mut rng = Rng(0xfeed_face_dead_beef);
+    for i in 0..iterations() {
+        let mut b = rng.pick(&words).as_bytes().to_vec();
+        if i % 2 == 1 {
+            mutate_bytes(&mut b, &mut rng);
+        }
+        let s = String::from_utf8_lossy(&b).into_owned();
+        let t = rng.next() as i64;
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let _ = crate::signal::parse(&s);
+            let _ = crate::rootfs::options::parse(&[s.clone(), "rbind".into()]);
+            let _ = crate::cli::update::ram_in_bytes(&s);
+            let _ = crate::hooks::deadline(Some(t));
+            let _ = crate::hooks::deadline(Some(i64::MAX));
+        }));
+        assert!(r.is_ok(), "input {s:?} / timeout {t} panicked");
     }
 }
 

@@ -129,6 +129,21 @@ pub fn kill_raw(pid: i32, sig: i32) -> i32 {
     unsafe { libc::kill(pid, sig) }
 }
 
+/// sigwait(3) returning the raw number: nix's SigSet::wait panics on a
+/// real-time signal (no Signal variant), and a foreground `run` forwards those.
+pub fn sigwait_raw(set: &nix::sys::signal::SigSet) -> Result<i32> {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: the set is a valid sigset_t for the call, `sig` a valid out pointer.
+    let rc = unsafe { libc::sigwait(set.as_ref(), &mut sig) };
+    if rc != 0 {
+        return Err(crate::error::Error::new(format!(
+            "sigwait: {}",
+            nix::errno::Errno::from_raw(rc)
+        )));
+    }
+    Ok(sig)
+}
+
 /// Give the container process the signal state a fresh process has: nothing
 /// blocked (a foreground `run` or `exec` blocks everything it forwards) and
 /// every disposition at its default (the Rust runtime ignores SIGPIPE and
