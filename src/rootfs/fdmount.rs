@@ -6,6 +6,7 @@
 //! path for a symlink, and no use of /proc/self/fd (which after pivot_root is
 //! the container's to fake).
 
+use super::options::Attrs;
 use crate::error::{Context, Result};
 use crate::sys::newmount::{self as nm, *};
 use nix::errno::Errno;
@@ -71,6 +72,22 @@ pub fn set_flags(mnt: BorrowedFd, flags: MsFlags, cleared: MsFlags, shown: &str)
         }
         Err(e) => Err(e).ctx(|| format!("{shown}: mount_setattr {flags:?}")),
     }
+}
+
+/// The mount_setattr(2) options that mount(2) flags cannot say: `attrs` on
+/// the mount `mnt` is the root of, then `rec` on it and every mount below
+/// (AT_RECURSIVE: runc 1.1's "rro", "rnosuid", ...).
+pub fn set_attrs(mnt: BorrowedFd, attrs: &Attrs, rec: &Attrs, shown: &str) -> Result<()> {
+    for (recursive, a) in [(false, attrs), (true, rec)] {
+        if a.is_empty() {
+            continue;
+        }
+        let (set, clr) = a.set_clr();
+        let what = if recursive { "recursively " } else { "" };
+        nm::set_attrs(mnt, recursive, set, clr, 0)
+            .ctx(|| format!("{shown}: mount_setattr {what}(set {set:#x}, clear {clr:#x})"))?;
+    }
+    Ok(())
 }
 
 /// Bind the detached clone `mnt` onto `target` with `flags` applied first.

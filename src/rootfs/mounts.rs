@@ -54,7 +54,8 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
     let p = options::parse(&opts);
     let typ = m.typ().clone().unwrap_or_default();
     if typ == "cgroup" {
-        return mount_cgroup(ctx, m, &p);
+        mount_cgroup(ctx, m, &p)?;
+        return fs_attrs(ctx.root, dest, &p, "mount cgroup");
     }
     let bind = is_bind(m, &p);
     let src = source_path(ctx.bundle, m);
@@ -90,7 +91,12 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
     };
     let bind_src = bind.then_some(src.as_path());
     super::proc_dest::check(ctx.root.fd(), &target, &typ, bind_src, &shown)?;
+    if let Some(rec) = p.idmap {
+        let o = if rec { "ridmap" } else { "idmap" };
+        bail!("{shown}: mount option {o:?}: idmapped mounts are not supported");
+    }
     if bind {
+        refuse_bind_data(&p, &shown)?;
         let mnt = bind_mount(&src, &target, &p, &shown)?;
         for f in &p.propagation {
             fdmount::propagate(mnt.as_fd(), *f, &shown)?;
@@ -98,14 +104,17 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         return Ok(());
     }
     fs_mount(ctx, m, &typ, &target, &p, &shown)?;
+    fs_attrs(ctx.root, dest, &p, &shown)?;
     apply_propagation(ctx.root, dest, &p.propagation)
 }
 
-/// A bind mount with the flags a bind takes from a remount (ro, nosuid, ...),
+/// A bind mount with the flags a bind takes from a remount (ro, nosuid, ...)
+/// and the mount_setattr options (nosymfollow, the recursive r* family),
 /// applied before it is attached: the mount is never visible without them,
 /// and the destination is never looked up again (a swap for a symlink
 /// between mount and remount cannot leave it read-write).
 fn bind_mount(src: &Path, target: &OwnedFd, p: &Parsed, shown: &str) -> Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
     let rec = p.flags.contains(MsFlags::MS_REC);
     let extra = p.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     // As with runc, a bind without flags to apply is not remounted at all:
@@ -115,7 +124,37 @@ fn bind_mount(src: &Path, target: &OwnedFd, p: &Parsed, shown: &str) -> Result<O
     } else {
         p.cleared
     };
-    fdmount::bind_path(src, target.as_fd(), rec, extra, cleared, shown)
+    let c = std::ffi::CString::new(src.as_os_str().as_bytes())
+        .ctx(|| format!("{shown}: source path"))?;
+    let mnt = newmount::clone_path(&c, rec).ctx(|| format!("{shown}: open_tree"))?;
+    fdmount::set_flags(mnt.as_fd(), extra, cleared, shown)?;
+    fdmount::set_attrs(mnt.as_fd(), &p.attrs, &p.rec, shown)?;
+    newmount::attach(mnt.as_fd(), target.as_fd()).ctx(|| format!("{shown}: move_mount"))?;
+    Ok(mnt)
+}
+
+/// A bind takes no filesystem data: an option left over is one skiff does
+/// not know, refused by name (runtime-spec: "MUST generate an error"; runc
+/// 1.1.5 passes it to mount(2) as data, which a bind ignores).
+fn refuse_bind_data(p: &Parsed, shown: &str) -> Result<()> {
+    match p.data.split(',').find(|o| !o.is_empty()) {
+        None => Ok(()),
+        Some(o) => {
+            bail!("{shown}: unknown mount option {o:?} (a bind mount takes no filesystem data)")
+        }
+    }
+}
+
+/// The mount_setattr options of a filesystem mounted with mount(2): found
+/// again through the rootfs (as for propagation) and set on its mount.
+fn fs_attrs(root: &Root, dest: &Path, p: &Parsed, shown: &str) -> Result<()> {
+    if p.attrs.is_empty() && p.rec.is_empty() {
+        return Ok(());
+    }
+    let fd = root
+        .resolve(dest)
+        .ctx(|| format!("open {}", dest.display()))?;
+    fdmount::set_attrs(fd.as_fd(), &p.attrs, &p.rec, shown)
 }
 
 /// A filesystem mount (proc, tmpfs, sysfs, ...), with tmpcopyup and the sysfs

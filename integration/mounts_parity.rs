@@ -1,0 +1,124 @@
+//! Mount options and mount semantics where skiff must do what runc does
+//! (issue 11): the recursive mount attributes, the flags a bind gets, tmpfs
+//! modes, binds through dangling symlinks, masked paths. runc 1.1.5
+//! (/usr/sbin/runc) runs the same bundle where it is the oracle; where runc
+//! 1.2-1.5 changed the behaviour, the expectation names the version.
+
+use crate::support::*;
+use serde_json::{json, Value};
+
+/// Run `script` in `b` under `rt`: (exit code, stdout, stderr).
+fn run_in(rt: &Runtime, b: &mut Bundle, script: &str) -> (i32, String, String) {
+    b.config_mut()["process"]["args"] = json!(["sh", "-c", script]);
+    let (st, out, err) = rt.run_container(b);
+    (st.code().unwrap_or(-1), out, err)
+}
+
+/// The same script under skiff (leak-checked) and, when installed, runc.
+fn both(b: &mut Bundle, script: &str) -> (String, Option<String>) {
+    let skiff = Runtime::skiff();
+    let (code, out, err) = run_in(&skiff, b, script);
+    assert_eq!(code, 0, "skiff: {err}");
+    let runc = Runtime::runc().map(|rc| {
+        let (code, out, err) = run_in(&rc, b, script);
+        assert_eq!(code, 0, "runc: {err}");
+        out
+    });
+    (out, runc)
+}
+
+fn add_mounts(b: &mut Bundle, ms: &[Value]) {
+    b.config_mut()["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .extend(ms.iter().cloned());
+}
+
+/// The mount options field of the mountinfo line for `mp`.
+fn opts_of<'a>(mountinfo: &'a str, mp: &str) -> &'a str {
+    mountinfo
+        .lines()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some(mp))
+        .and_then(|l| l.split(' ').nth(5))
+        .unwrap_or_else(|| panic!("{mp} not mounted in {mountinfo}"))
+}
+
+const WRITABLE: &str = "for d in /data /data/sub /src/sub; do touch $d/f 2>/dev/null && echo $d rw || echo $d ro; done; cat /proc/self/mountinfo";
+
+#[test]
+fn rro_makes_the_bind_and_its_submounts_read_only() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut b = Bundle::new();
+    std::fs::create_dir_all(b.rootfs().join("src/sub")).unwrap();
+    let src = b.rootfs().join("src");
+    // The submount comes from an earlier config mount (inside the
+    // container's mount namespace, never the host's).
+    add_mounts(
+        &mut b,
+        &[
+            json!({"destination": "/src/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
+            json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "rro"]}),
+        ],
+    );
+    let (out, runc) = both(&mut b, WRITABLE);
+    for o in [Some(&out), runc.as_ref()].into_iter().flatten() {
+        // runc 1.1.5: rro applies MOUNT_ATTR_RDONLY with AT_RECURSIVE to the
+        // bind only; the mount it was cloned from stays writable.
+        assert!(
+            o.starts_with("/data ro\n/data/sub ro\n/src/sub rw\n"),
+            "{o}"
+        );
+        assert!(opts_of(o, "/data/sub").starts_with("ro"), "{o}");
+    }
+}
+
+#[test]
+fn recursive_attributes_apply_to_filesystem_mounts_too() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut b = Bundle::new();
+    add_mounts(
+        &mut b,
+        &[
+            json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["rnoexec", "rnosuid", "rnodev", "nosymfollow", "size=1m"]}),
+        ],
+    );
+    let (out, runc) = both(&mut b, "cat /proc/self/mountinfo");
+    let has = |t: &str, want: &str| t.split(',').any(|x| x == want);
+    let t = opts_of(&out, "/t");
+    for want in ["nosuid", "nodev", "noexec", "nosymfollow"] {
+        assert!(has(t, want), "{want} missing: {t}");
+    }
+    // runc 1.1.5 applies the r* attributes to bind mounts only and silently
+    // drops them elsewhere (seen: "rw,relatime,nosymfollow"); skiff applies
+    // what the config asks, as the runtime-spec requires. Both agree on the
+    // plain nosymfollow.
+    if let Some(r) = runc {
+        assert!(has(opts_of(&r, "/t"), "nosymfollow"), "{r}");
+    }
+}
+
+#[test]
+fn unknown_bind_options_are_refused_by_name() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut b = Bundle::new();
+    std::fs::create_dir(b.path().join("shared")).unwrap();
+    add_mounts(
+        &mut b,
+        &[
+            json!({"destination": "/data", "type": "bind", "source": "shared", "options": ["rbind", "frobnicate"]}),
+        ],
+    );
+    // runc 1.1.5 passes the word to mount(2) as data, which a bind ignores:
+    // the option is silently dropped. runtime-spec: "Runtimes MUST generate
+    // an error when invalid or unsupported values are encountered."
+    let (code, _, err) = run_in(&Runtime::skiff(), &mut b, "true");
+    assert_ne!(code, 0);
+    assert!(err.contains("\"frobnicate\""), "{err}");
+}
