@@ -122,3 +122,78 @@ fn unknown_bind_options_are_refused_by_name() {
     assert_ne!(code, 0);
     assert!(err.contains("\"frobnicate\""), "{err}");
 }
+
+/// mountinfo's (mount point, options) of the lines under `prefixes`.
+fn mount_opts(mountinfo: &str, prefixes: &[&str]) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let (mp, opts) = (*f.get(4)?, *f.get(5)?);
+            prefixes
+                .iter()
+                .any(|p| mp == *p || mp.starts_with(&format!("{p}/")))
+                .then(|| format!("{mp} {opts}"))
+        })
+        .collect()
+}
+
+#[test]
+fn binds_get_exactly_the_flags_asked_for() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut b = Bundle::new();
+    std::fs::create_dir(b.rootfs().join("src")).unwrap();
+    let src = b.rootfs().join("src");
+    let bind = |dest: &str, opts: &[&str]| json!({"destination": dest, "type": "bind", "source": src, "options": opts});
+    add_mounts(
+        &mut b,
+        &[
+            json!({"destination": "/src", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", "noatime", "size=1m"]}),
+            bind("/d1", &["bind", "ro"]),
+            bind("/d2", &["rbind", "nosuid"]),
+            bind("/d3", &["rbind", "rw"]),
+            bind("/d4", &["rbind", "nodiratime"]),
+        ],
+    );
+    let (out, runc) = both(&mut b, "cat /proc/self/mountinfo");
+    let got = mount_opts(&out, &["/d1", "/d2", "/d3", "/d4"]);
+    // Seen with runc 1.1.5: a bind with flags is remounted with exactly
+    // them (the source's nosuid, nodev, noexec go), atime kept unless an
+    // atime flag is named; a bind with no flags (or only "rw") keeps all.
+    let want = [
+        "/d1 ro,noatime",
+        "/d2 rw,nosuid,noatime",
+        "/d3 rw,nosuid,nodev,noexec,noatime",
+        "/d4 rw,nodiratime,relatime",
+    ];
+    assert_eq!(got, want, "{out}");
+    if let Some(r) = runc {
+        assert_eq!(
+            mount_opts(&r, &["/d1", "/d2", "/d3", "/d4"]),
+            want,
+            "runc: {r}"
+        );
+    }
+}
+
+#[test]
+fn read_only_dev_is_made_read_only_after_its_submounts() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut b = Bundle::new();
+    for m in b.config_mut()["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    let script = "touch /dev/x 2>/dev/null && echo dev-rw || echo dev-ro; test -c /dev/null && echo null; cat /proc/self/mountinfo";
+    let (out, runc) = both(&mut b, script);
+    for o in [Some(&out), runc.as_ref()].into_iter().flatten() {
+        assert!(o.starts_with("dev-ro\nnull\n"), "{o}");
+        assert!(opts_of(o, "/dev").starts_with("ro,"), "{o}");
+        assert!(opts_of(o, "/dev/pts").starts_with("rw,"), "{o}");
+    }
+}

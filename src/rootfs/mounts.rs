@@ -41,23 +41,76 @@ fn is_bind(m: &Mount, p: &Parsed) -> bool {
     m.typ().as_deref() == Some("bind") || p.flags.contains(MsFlags::MS_BIND)
 }
 
-pub fn mount_all(ctx: &MountCtx, mounts: &[Mount]) -> Result<()> {
+/// A read-only mount made writable until the rootfs is finished: the mount
+/// fd, for [`finish_read_only`].
+pub struct LaterReadOnly(OwnedFd, String);
+
+pub fn mount_all(ctx: &MountCtx, mounts: &[Mount]) -> Result<Vec<LaterReadOnly>> {
+    let mut later = Vec::new();
     for m in mounts {
-        mount_one(ctx, m)?;
+        if let Some(l) = mount_one(ctx, m)? {
+            later.push(l);
+        }
+    }
+    Ok(later)
+}
+
+/// Make the mounts [`mount_all`] left writable read-only, once the devices,
+/// the mount points of later mounts and the /dev symlinks are made in them
+/// (as runc's finalizeRootfs: `ro` on a /dev tmpfs with submounts works).
+pub fn finish_read_only(later: Vec<LaterReadOnly>) -> Result<()> {
+    for LaterReadOnly(fd, shown) in later {
+        fdmount::remount_fd(
+            fd.as_fd(),
+            MsFlags::MS_RDONLY,
+            &format!("{shown}: read-only"),
+        )?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
+/// runc makes a read-only tmpfs or /dev read-write first and read-only at
+/// the end: later mounts and device nodes need their directories in it.
+fn read_only_later(dest: &Path, typ: &str, p: &mut Parsed) -> bool {
+    let later =
+        (typ == "tmpfs" || dest == Path::new("/dev")) && p.flags.contains(MsFlags::MS_RDONLY);
+    if later {
+        p.flags.remove(MsFlags::MS_RDONLY);
+    }
+    later
+}
+
+fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<Option<LaterReadOnly>> {
     let dest = m.destination();
     let opts = m.options().clone().unwrap_or_default();
-    let p = options::parse(&opts);
+    let mut p = options::parse(&opts);
+    let later = read_only_later(dest, m.typ().as_deref().unwrap_or_default(), &mut p);
+    let mnt = mount_one_as(ctx, m, &p)?;
+    if !later {
+        return Ok(None);
+    }
+    let mnt = match mnt {
+        Some(fd) => fd,
+        None => ctx
+            .root
+            .resolve(dest)
+            .ctx(|| format!("open {}", dest.display()))?,
+    };
+    Ok(Some(LaterReadOnly(
+        mnt,
+        format!("mount onto {}", dest.display()),
+    )))
+}
+
+/// One mount with the options `p`; a bind returns its mount fd.
+fn mount_one_as(ctx: &MountCtx, m: &Mount, p: &Parsed) -> Result<Option<OwnedFd>> {
+    let dest = m.destination();
     let typ = m.typ().clone().unwrap_or_default();
     if typ == "cgroup" {
-        mount_cgroup(ctx, m, &p)?;
-        return fs_attrs(ctx.root, dest, &p, "mount cgroup");
+        mount_cgroup(ctx, m, p)?;
+        return fs_attrs(ctx.root, dest, p, "mount cgroup").map(|_| None);
     }
-    let bind = is_bind(m, &p);
+    let bind = is_bind(m, p);
     let src = source_path(ctx.bundle, m);
     let shown = format!(
         "mount {} onto {}",
@@ -96,16 +149,16 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         bail!("{shown}: mount option {o:?}: idmapped mounts are not supported");
     }
     if bind {
-        refuse_bind_data(&p, &shown)?;
-        let mnt = bind_mount(&src, &target, &p, &shown)?;
+        refuse_bind_data(p, &shown)?;
+        let mnt = bind_mount(&src, &target, p, &shown)?;
         for f in &p.propagation {
             fdmount::propagate(mnt.as_fd(), *f, &shown)?;
         }
-        return Ok(());
+        return Ok(Some(mnt));
     }
-    fs_mount(ctx, m, &typ, &target, &p, &shown)?;
-    fs_attrs(ctx.root, dest, &p, &shown)?;
-    apply_propagation(ctx.root, dest, &p.propagation)
+    fs_mount(ctx, m, &typ, &target, p, &shown)?;
+    fs_attrs(ctx.root, dest, p, &shown)?;
+    apply_propagation(ctx.root, dest, &p.propagation).map(|_| None)
 }
 
 /// A bind mount with the flags a bind takes from a remount (ro, nosuid, ...)
@@ -117,13 +170,7 @@ fn bind_mount(src: &Path, target: &OwnedFd, p: &Parsed, shown: &str) -> Result<O
     use std::os::unix::ffi::OsStrExt;
     let rec = p.flags.contains(MsFlags::MS_REC);
     let extra = p.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    // As with runc, a bind without flags to apply is not remounted at all:
-    // "rw" alone keeps what the source has.
-    let cleared = if extra.is_empty() {
-        MsFlags::empty()
-    } else {
-        p.cleared
-    };
+    let (extra, cleared) = fdmount::remount_flags(extra);
     let c = std::ffi::CString::new(src.as_os_str().as_bytes())
         .ctx(|| format!("{shown}: source path"))?;
     let mnt = newmount::clone_path(&c, rec).ctx(|| format!("{shown}: open_tree"))?;
