@@ -197,3 +197,46 @@ fn read_only_dev_is_made_read_only_after_its_submounts() {
         assert!(opts_of(o, "/dev/pts").starts_with("rw,"), "{o}");
     }
 }
+
+#[test]
+fn tmpfs_mode_explicit_else_inherited_else_1777() {
+    if skip_unless_root() {
+        return;
+    }
+    // A fresh bundle per runtime: the first run leaves /c and /e behind.
+    let script = "stat -c '%n %a' /a /b /c /e";
+    let (code, out, err) = run_in(&Runtime::skiff(), &mut tmpfs_mode_bundle(), script);
+    assert_eq!(code, 0, "{err}");
+    // runc 1.2.0+ (opencontainers/runc#3912, in 1.1 from #3916; #4973 for
+    // "only when the directory existed"): no mode= over an existing
+    // directory inherits its mode, an explicit mode= wins, a directory the
+    // runtime creates gets tmpfs's 1777.
+    assert_eq!(out, "/a 710\n/b 750\n/c 1777\n/e 700\n");
+    // runc 1.1.5 chmods the tmpfs to the directory's mode even over an
+    // explicit mode= (the bug #3912 fixed): /b is 710 there.
+    if let Some(rc) = Runtime::runc() {
+        let (code, r, err) = run_in(&rc, &mut tmpfs_mode_bundle(), script);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(r, "/a 710\n/b 710\n/c 1777\n/e 700\n");
+    }
+}
+
+fn tmpfs_mode_bundle() -> Bundle {
+    let mut b = Bundle::new();
+    for d in ["a", "b"] {
+        let p = b.rootfs().join(d);
+        std::fs::create_dir(&p).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o710)).unwrap();
+    }
+    let tmpfs = |dest: &str, opts: &[&str]| json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts});
+    add_mounts(
+        &mut b,
+        &[
+            tmpfs("/a", &["size=1m"]),
+            tmpfs("/b", &["size=1m", "mode=750"]),
+            tmpfs("/c", &["size=1m"]),
+            tmpfs("/e", &["size=1m", "mode=700"]),
+        ],
+    );
+    b
+}

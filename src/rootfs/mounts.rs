@@ -84,7 +84,11 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<Option<LaterReadOnly>> {
     let dest = m.destination();
     let opts = m.options().clone().unwrap_or_default();
     let mut p = options::parse(&opts);
-    let later = read_only_later(dest, m.typ().as_deref().unwrap_or_default(), &mut p);
+    let typ = m.typ().as_deref().unwrap_or_default();
+    let later = read_only_later(dest, typ, &mut p);
+    if typ == "tmpfs" {
+        inherit_tmpfs_mode(ctx.root, dest, &mut p);
+    }
     let mnt = mount_one_as(ctx, m, &p)?;
     if !later {
         return Ok(None);
@@ -100,6 +104,30 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<Option<LaterReadOnly>> {
         mnt,
         format!("mount onto {}", dest.display()),
     )))
+}
+
+/// A tmpfs without `mode=` over a directory that exists takes that
+/// directory's mode (runc 1.2.0, opencontainers/runc#3912, backported to
+/// 1.1 in #3916; "only if the target already existed", #4973); an explicit
+/// `mode=` wins (runc 1.1.5 chmods it away: the bug #3912 fixed); a new
+/// directory gets the tmpfs default, 1777.
+fn inherit_tmpfs_mode(root: &Root, dest: &Path, p: &mut Parsed) {
+    if p.data.split(',').any(|o| o.starts_with("mode=")) {
+        return;
+    }
+    let Ok(fd) = root.resolve(dest) else { return };
+    let Ok(st) = nix::sys::stat::fstat(&fd) else {
+        return;
+    };
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return;
+    }
+    let mode = format!("mode={:o}", st.st_mode & 0o7777);
+    p.data = if p.data.is_empty() {
+        mode
+    } else {
+        format!("{mode},{}", p.data)
+    };
 }
 
 /// One mount with the options `p`; a bind returns its mount fd.
