@@ -240,3 +240,36 @@ fn tmpfs_mode_bundle() -> Bundle {
     );
     b
 }
+
+#[test]
+fn binds_through_dangling_symlinks_create_the_target() {
+    if skip_unless_root() {
+        return;
+    }
+    let make = || {
+        let mut b = Bundle::new();
+        std::fs::create_dir(b.path().join("srcdir")).unwrap();
+        std::fs::write(b.path().join("srcdir/f"), "dir\n").unwrap();
+        std::fs::write(b.path().join("srcfile"), "file\n").unwrap();
+        std::os::unix::fs::symlink("/missing/dir", b.rootfs().join("ldir")).unwrap();
+        std::os::unix::fs::symlink("../nothere/file", b.rootfs().join("lfile")).unwrap();
+        add_mounts(
+            &mut b,
+            &[
+                json!({"destination": "/ldir", "type": "bind", "source": "srcdir", "options": ["rbind"]}),
+                json!({"destination": "/lfile", "type": "bind", "source": "srcfile", "options": ["rbind"]}),
+            ],
+        );
+        b
+    };
+    let script = "cat /ldir/f /lfile /missing/dir/f /nothere/file";
+    // Seen with runc 1.1.5: the destination is resolved in the rootfs and
+    // the missing target of the link is created, the mount lands there.
+    let want = "dir\nfile\ndir\nfile\n";
+    let (code, out, err) = run_in(&Runtime::skiff(), &mut make(), script);
+    assert_eq!((code, out.as_str()), (0, want), "{err}");
+    if let Some(rc) = Runtime::runc() {
+        let (code, out, err) = run_in(&rc, &mut make(), script);
+        assert_eq!((code, out.as_str()), (0, want), "runc: {err}");
+    }
+}
