@@ -273,3 +273,30 @@ fn binds_through_dangling_symlinks_create_the_target() {
         assert_eq!((code, out.as_str()), (0, want), "runc: {err}");
     }
 }
+
+#[test]
+fn masked_directories_share_one_tmpfs_and_duplicates_are_fine() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.config_mut()["linux"]["maskedPaths"] = json!([
+        "/sys/firmware",
+        "/proc/acpi",
+        "/sys/firmware",
+        "/proc/keys",
+        "/proc/keys"
+    ]);
+    let (code, out, err) = run_in(
+        &Runtime::skiff(),
+        &mut b,
+        "stat -c %d /sys/firmware /proc/acpi; ls /sys/firmware | wc -l; wc -c < /proc/keys",
+    );
+    assert_eq!(code, 0, "{err}");
+    let l: Vec<&str> = out.lines().map(str::trim).collect();
+    // runc 1.5: masked directories are clones of one read-only tmpfs (one
+    // device number); runc 1.1.5 mounts a tmpfs per directory.
+    assert_eq!(l.len(), 4, "{out}");
+    assert_eq!(l[0], l[1], "one tmpfs for every masked directory: {out}");
+    assert_eq!(&l[2..], ["0", "0"], "{out}");
+}
