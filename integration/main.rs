@@ -12,6 +12,7 @@ mod exec_tty;
 mod hardening;
 mod init_rule;
 mod lifecycle;
+mod mounts_parity;
 mod parity;
 mod process;
 mod rootfs;

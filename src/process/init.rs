@@ -188,7 +188,8 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if !cfg.exec {
         if plan.unshare.contains(CloneFlags::CLONE_NEWNS) {
-            prepare_rootfs(ch, cfg, plan)?;
+            let later = prepare_rootfs(ch, cfg, plan)?;
+            mounts::finish_read_only(later)?;
             let ro = spec
                 .root()
                 .as_ref()
@@ -272,7 +273,11 @@ fn mount_point_of(path: &Path) -> Result<PathBuf> {
     Ok(best)
 }
 
-fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<()> {
+fn prepare_rootfs(
+    ch: &Channel,
+    cfg: &InitConfig,
+    plan: &namespaces::Plan,
+) -> Result<Vec<mounts::LaterReadOnly>> {
     let spec = &cfg.spec;
     let prop = rootfs_propagation(spec)?;
     // Nothing we mount below may propagate to the host: `/` first becomes a slave
@@ -328,7 +333,7 @@ fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Re
         new_cgroupns: plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP),
     };
     let ms = spec.mounts().clone().unwrap_or_default();
-    mounts::mount_all(&ctx, &ms)?;
+    let later = mounts::mount_all(&ctx, &ms)?;
     let dev_is_tmpfs = ms.iter().any(|m| {
         m.destination() == Path::new("/dev")
             && m.typ().as_deref() != Some("bind")
@@ -359,7 +364,7 @@ fn prepare_rootfs(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Re
     } else {
         pivot::pivot(&cfg.rootfs)?;
     }
-    Ok(())
+    Ok(later)
 }
 
 /// prestart and createRuntime (run by the parent, in the runtime's namespaces),

@@ -6,6 +6,7 @@
 //! path for a symlink, and no use of /proc/self/fd (which after pivot_root is
 //! the container's to fake).
 
+use super::options::Attrs;
 use crate::error::{Context, Result};
 use crate::sys::newmount::{self as nm, *};
 use nix::errno::Errno;
@@ -49,6 +50,30 @@ pub fn attrs_of(flags: MsFlags, cleared: MsFlags) -> (libc::c_uint, libc::c_uint
     (set, clr)
 }
 
+/// What a bind remount (MS_BIND|MS_REMOUNT with `flags`, as runc 1.1.5
+/// does) leaves: exactly the per-mount flags asked for, none of the source
+/// mount's ro, nosuid, nodev or noexec; the atime flags are kept from the
+/// source unless one is asked for (the kernel keeps them on a remount that
+/// names none), then the mode defaults to relatime. A bind without flags to
+/// apply is not remounted at all: ["rbind"] or ["rbind", "rw"] keep what the
+/// source has. Returns (flags, cleared) for [`set_flags`].
+pub fn remount_flags(flags: MsFlags) -> (MsFlags, MsFlags) {
+    if flags.is_empty() {
+        return (flags, MsFlags::empty());
+    }
+    let mut flags = flags;
+    let mut cleared =
+        (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC) - flags;
+    let atime = MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME | MsFlags::MS_RELATIME;
+    if flags.intersects(atime | MsFlags::MS_NODIRATIME) {
+        cleared |= MsFlags::MS_NODIRATIME - flags;
+        if !flags.intersects(atime) {
+            flags |= MsFlags::MS_RELATIME;
+        }
+    }
+    (flags, cleared)
+}
+
 /// Apply `flags`/`cleared` to the mount `mnt` is the root of (only that
 /// mount, not its submounts, as a bind remount does). In a user namespace the
 /// kernel refuses to clear flags it locked (EPERM): then keep what the mount
@@ -71,6 +96,22 @@ pub fn set_flags(mnt: BorrowedFd, flags: MsFlags, cleared: MsFlags, shown: &str)
         }
         Err(e) => Err(e).ctx(|| format!("{shown}: mount_setattr {flags:?}")),
     }
+}
+
+/// The mount_setattr(2) options that mount(2) flags cannot say: `attrs` on
+/// the mount `mnt` is the root of, then `rec` on it and every mount below
+/// (AT_RECURSIVE: runc 1.1's "rro", "rnosuid", ...).
+pub fn set_attrs(mnt: BorrowedFd, attrs: &Attrs, rec: &Attrs, shown: &str) -> Result<()> {
+    for (recursive, a) in [(false, attrs), (true, rec)] {
+        if a.is_empty() {
+            continue;
+        }
+        let (set, clr) = a.set_clr();
+        let what = if recursive { "recursively " } else { "" };
+        nm::set_attrs(mnt, recursive, set, clr, 0)
+            .ctx(|| format!("{shown}: mount_setattr {what}(set {set:#x}, clear {clr:#x})"))?;
+    }
+    Ok(())
 }
 
 /// Bind the detached clone `mnt` onto `target` with `flags` applied first.
@@ -178,6 +219,19 @@ mod tests {
         assert_eq!((s, c), (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME));
         let (s, c) = attrs_of(MsFlags::MS_RELATIME, MsFlags::empty());
         assert_eq!((s, c), (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME));
+        // A remount asks for exactly its flags; atime kept unless named.
+        let (f, c) = remount_flags(MsFlags::MS_RDONLY);
+        assert_eq!(f, MsFlags::MS_RDONLY);
+        assert_eq!(
+            c,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+        );
+        let (f, c) = remount_flags(MsFlags::MS_NODIRATIME);
+        assert!(f.contains(MsFlags::MS_RELATIME) && c.contains(MsFlags::MS_RDONLY));
+        assert_eq!(
+            remount_flags(MsFlags::empty()),
+            (MsFlags::empty(), MsFlags::empty())
+        );
         // Superblock flags mean nothing to a bind.
         assert_eq!(attrs_of(MsFlags::MS_SYNCHRONOUS, MsFlags::empty()), (0, 0));
     }

@@ -48,6 +48,9 @@ pub fn mask(paths: &[String]) -> Result<()> {
         return Ok(());
     }
     let null = open_dev_null()?;
+    // One empty read-only tmpfs for every masked directory, each a clone of
+    // it (runc 1.5: one shared tmpfs instead of a superblock per path).
+    let mut shared: Option<OwnedFd> = None;
     for p in paths {
         let fd = match open_target(Path::new(p)) {
             Ok(fd) => fd,
@@ -57,7 +60,14 @@ pub fn mask(paths: &[String]) -> Result<()> {
         let st = fstat(&fd).ctx(|| format!("mask {p}: stat"))?;
         let shown = format!("mask {p}");
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            let mnt = empty_tmpfs().ctx(|| format!("{shown}: make an empty tmpfs"))?;
+            if shared.is_none() {
+                shared = Some(empty_tmpfs().ctx(|| format!("{shown}: make an empty tmpfs"))?);
+            }
+            let Some(tmpfs) = shared.as_ref() else {
+                bail!("{shown}: no empty tmpfs");
+            };
+            let mnt = newmount::clone_fd(tmpfs.as_fd(), false)
+                .ctx(|| format!("{shown}: open_tree of the empty tmpfs"))?;
             newmount::attach(mnt.as_fd(), fd.as_fd()).ctx(|| format!("{shown}: move_mount"))?;
         } else {
             fdmount::bind_fd(

@@ -41,22 +41,104 @@ fn is_bind(m: &Mount, p: &Parsed) -> bool {
     m.typ().as_deref() == Some("bind") || p.flags.contains(MsFlags::MS_BIND)
 }
 
-pub fn mount_all(ctx: &MountCtx, mounts: &[Mount]) -> Result<()> {
+/// A read-only mount made writable until the rootfs is finished: the mount
+/// fd, for [`finish_read_only`].
+pub struct LaterReadOnly(OwnedFd, String);
+
+pub fn mount_all(ctx: &MountCtx, mounts: &[Mount]) -> Result<Vec<LaterReadOnly>> {
+    let mut later = Vec::new();
     for m in mounts {
-        mount_one(ctx, m)?;
+        if let Some(l) = mount_one(ctx, m)? {
+            later.push(l);
+        }
+    }
+    Ok(later)
+}
+
+/// Make the mounts [`mount_all`] left writable read-only, once the devices,
+/// the mount points of later mounts and the /dev symlinks are made in them
+/// (as runc's finalizeRootfs: `ro` on a /dev tmpfs with submounts works).
+pub fn finish_read_only(later: Vec<LaterReadOnly>) -> Result<()> {
+    for LaterReadOnly(fd, shown) in later {
+        fdmount::remount_fd(
+            fd.as_fd(),
+            MsFlags::MS_RDONLY,
+            &format!("{shown}: read-only"),
+        )?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
+/// runc makes a read-only tmpfs or /dev read-write first and read-only at
+/// the end: later mounts and device nodes need their directories in it.
+fn read_only_later(dest: &Path, typ: &str, p: &mut Parsed) -> bool {
+    let later =
+        (typ == "tmpfs" || dest == Path::new("/dev")) && p.flags.contains(MsFlags::MS_RDONLY);
+    if later {
+        p.flags.remove(MsFlags::MS_RDONLY);
+    }
+    later
+}
+
+fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<Option<LaterReadOnly>> {
     let dest = m.destination();
     let opts = m.options().clone().unwrap_or_default();
-    let p = options::parse(&opts);
+    let mut p = options::parse(&opts);
+    let typ = m.typ().as_deref().unwrap_or_default();
+    let later = read_only_later(dest, typ, &mut p);
+    if typ == "tmpfs" {
+        inherit_tmpfs_mode(ctx.root, dest, &mut p);
+    }
+    let mnt = mount_one_as(ctx, m, &p)?;
+    if !later {
+        return Ok(None);
+    }
+    let mnt = match mnt {
+        Some(fd) => fd,
+        None => ctx
+            .root
+            .resolve(dest)
+            .ctx(|| format!("open {}", dest.display()))?,
+    };
+    Ok(Some(LaterReadOnly(
+        mnt,
+        format!("mount onto {}", dest.display()),
+    )))
+}
+
+/// A tmpfs without `mode=` over a directory that exists takes that
+/// directory's mode (runc 1.2.0, opencontainers/runc#3912, backported to
+/// 1.1 in #3916; "only if the target already existed", #4973); an explicit
+/// `mode=` wins (runc 1.1.5 chmods it away: the bug #3912 fixed); a new
+/// directory gets the tmpfs default, 1777.
+fn inherit_tmpfs_mode(root: &Root, dest: &Path, p: &mut Parsed) {
+    if p.data.split(',').any(|o| o.starts_with("mode=")) {
+        return;
+    }
+    let Ok(fd) = root.resolve(dest) else { return };
+    let Ok(st) = nix::sys::stat::fstat(&fd) else {
+        return;
+    };
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return;
+    }
+    let mode = format!("mode={:o}", st.st_mode & 0o7777);
+    p.data = if p.data.is_empty() {
+        mode
+    } else {
+        format!("{mode},{}", p.data)
+    };
+}
+
+/// One mount with the options `p`; a bind returns its mount fd.
+fn mount_one_as(ctx: &MountCtx, m: &Mount, p: &Parsed) -> Result<Option<OwnedFd>> {
+    let dest = m.destination();
     let typ = m.typ().clone().unwrap_or_default();
     if typ == "cgroup" {
-        return mount_cgroup(ctx, m, &p);
+        mount_cgroup(ctx, m, p)?;
+        return fs_attrs(ctx.root, dest, p, "mount cgroup").map(|_| None);
     }
-    let bind = is_bind(m, &p);
+    let bind = is_bind(m, p);
     let src = source_path(ctx.bundle, m);
     let shown = format!(
         "mount {} onto {}",
@@ -90,32 +172,64 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
     };
     let bind_src = bind.then_some(src.as_path());
     super::proc_dest::check(ctx.root.fd(), &target, &typ, bind_src, &shown)?;
+    if let Some(rec) = p.idmap {
+        let o = if rec { "ridmap" } else { "idmap" };
+        bail!("{shown}: mount option {o:?}: idmapped mounts are not supported");
+    }
     if bind {
-        let mnt = bind_mount(&src, &target, &p, &shown)?;
+        refuse_bind_data(p, &shown)?;
+        let mnt = bind_mount(&src, &target, p, &shown)?;
         for f in &p.propagation {
             fdmount::propagate(mnt.as_fd(), *f, &shown)?;
         }
-        return Ok(());
+        return Ok(Some(mnt));
     }
-    fs_mount(ctx, m, &typ, &target, &p, &shown)?;
-    apply_propagation(ctx.root, dest, &p.propagation)
+    fs_mount(ctx, m, &typ, &target, p, &shown)?;
+    fs_attrs(ctx.root, dest, p, &shown)?;
+    apply_propagation(ctx.root, dest, &p.propagation).map(|_| None)
 }
 
-/// A bind mount with the flags a bind takes from a remount (ro, nosuid, ...),
+/// A bind mount with the flags a bind takes from a remount (ro, nosuid, ...)
+/// and the mount_setattr options (nosymfollow, the recursive r* family),
 /// applied before it is attached: the mount is never visible without them,
 /// and the destination is never looked up again (a swap for a symlink
 /// between mount and remount cannot leave it read-write).
 fn bind_mount(src: &Path, target: &OwnedFd, p: &Parsed, shown: &str) -> Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
     let rec = p.flags.contains(MsFlags::MS_REC);
     let extra = p.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    // As with runc, a bind without flags to apply is not remounted at all:
-    // "rw" alone keeps what the source has.
-    let cleared = if extra.is_empty() {
-        MsFlags::empty()
-    } else {
-        p.cleared
-    };
-    fdmount::bind_path(src, target.as_fd(), rec, extra, cleared, shown)
+    let (extra, cleared) = fdmount::remount_flags(extra);
+    let c = std::ffi::CString::new(src.as_os_str().as_bytes())
+        .ctx(|| format!("{shown}: source path"))?;
+    let mnt = newmount::clone_path(&c, rec).ctx(|| format!("{shown}: open_tree"))?;
+    fdmount::set_flags(mnt.as_fd(), extra, cleared, shown)?;
+    fdmount::set_attrs(mnt.as_fd(), &p.attrs, &p.rec, shown)?;
+    newmount::attach(mnt.as_fd(), target.as_fd()).ctx(|| format!("{shown}: move_mount"))?;
+    Ok(mnt)
+}
+
+/// A bind takes no filesystem data: an option left over is one skiff does
+/// not know, refused by name (runtime-spec: "MUST generate an error"; runc
+/// 1.1.5 passes it to mount(2) as data, which a bind ignores).
+fn refuse_bind_data(p: &Parsed, shown: &str) -> Result<()> {
+    match p.data.split(',').find(|o| !o.is_empty()) {
+        None => Ok(()),
+        Some(o) => {
+            bail!("{shown}: unknown mount option {o:?} (a bind mount takes no filesystem data)")
+        }
+    }
+}
+
+/// The mount_setattr options of a filesystem mounted with mount(2): found
+/// again through the rootfs (as for propagation) and set on its mount.
+fn fs_attrs(root: &Root, dest: &Path, p: &Parsed, shown: &str) -> Result<()> {
+    if p.attrs.is_empty() && p.rec.is_empty() {
+        return Ok(());
+    }
+    let fd = root
+        .resolve(dest)
+        .ctx(|| format!("open {}", dest.display()))?;
+    fdmount::set_attrs(fd.as_fd(), &p.attrs, &p.rec, shown)
 }
 
 /// A filesystem mount (proc, tmpfs, sysfs, ...), with tmpcopyup and the sysfs

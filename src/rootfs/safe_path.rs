@@ -85,6 +85,35 @@ impl Root {
     /// Make every directory of `p` that is missing, each created under its
     /// resolved parent with mkdirat, and return an O_PATH handle on the last.
     pub fn mkdir_all(&self, p: &Path, mode: u32) -> Result<OwnedFd> {
+        self.mkdir_all_depth(p, mode, 0)
+    }
+
+    /// Where the dangling symlink `name` in `dir` (at `at` in the root)
+    /// points, as a path in the root: runc resolves a mount destination in
+    /// the rootfs and creates what a symlink names (an absolute link is
+    /// taken from the rootfs). None if `name` is not a symlink.
+    fn link_target(
+        &self,
+        dir: &OwnedFd,
+        name: &std::ffi::OsStr,
+        at: &Path,
+        depth: u32,
+    ) -> Result<Option<PathBuf>> {
+        let Ok(link) = nix::fcntl::readlinkat(dir.as_fd(), name) else {
+            return Ok(None);
+        };
+        // As the kernel's limit on nested links (ELOOP).
+        if depth >= 40 {
+            bail!(
+                "open {}: too many levels of symbolic links",
+                self.host_path(at).display()
+            );
+        }
+        let base = at.parent().unwrap_or(Path::new(""));
+        Ok(Some(relative(&base.join(link))))
+    }
+
+    fn mkdir_all_depth(&self, p: &Path, mode: u32, depth: u32) -> Result<OwnedFd> {
         let rel = relative(p);
         let mut cur = PathBuf::new();
         let mut fd = self
@@ -95,6 +124,9 @@ impl Root {
             match self.resolve(&cur) {
                 Ok(f) => fd = f,
                 Err(Errno::ENOENT) => {
+                    if let Some(t) = self.link_target(&fd, c.as_os_str(), &cur, depth)? {
+                        self.mkdir_all_depth(&t, mode, depth + 1)?;
+                    }
                     match mkdirat(fd.as_fd(), c.as_os_str(), Mode::from_bits_truncate(mode)) {
                         Ok(()) | Err(Errno::EEXIST) => {}
                         Err(e) => bail!("mkdir {}: {e}", self.host_path(&cur).display()),
@@ -112,6 +144,10 @@ impl Root {
     /// Make sure a regular file exists at `p` (a bind-mount target for a file
     /// source) and return an O_PATH handle on it.
     pub fn mkfile_all(&self, p: &Path) -> Result<OwnedFd> {
+        self.mkfile_all_depth(p, 0)
+    }
+
+    fn mkfile_all_depth(&self, p: &Path, depth: u32) -> Result<OwnedFd> {
         if let Ok(fd) = self.resolve(p) {
             return Ok(fd);
         }
@@ -130,6 +166,12 @@ impl Root {
             Mode::empty(),
         )
         .ctx(|| format!("open {}", self.host_path(parent).display()))?;
+        if let Some(t) = self.link_target(&dir, name, &rel, depth)? {
+            self.mkfile_all_depth(&t, depth + 1)?;
+            return self
+                .resolve(p)
+                .ctx(|| format!("open {}", self.host_path(p).display()));
+        }
         match nix::fcntl::openat(
             dirfd.as_fd(),
             name,
@@ -174,6 +216,15 @@ mod tests {
                 || d.join("root/tmp").join(&name).is_dir()
         );
         assert!(!Path::new("/tmp").join(&name).exists());
+        // A dangling link is created where it points, inside the root (runc).
+        std::os::unix::fs::symlink("/gone/dir", d.join("root/ldir")).unwrap();
+        std::os::unix::fs::symlink("../nothere/f", d.join("root/etc/lfile")).unwrap();
+        r.mkdir_all(Path::new("/ldir"), 0o755).unwrap();
+        assert!(d.join("root/gone/dir").is_dir());
+        r.mkfile_all(Path::new("/etc/lfile")).unwrap();
+        assert!(d.join("root/nothere/f").is_file());
+        std::os::unix::fs::symlink("loop", d.join("root/loop")).unwrap();
+        assert!(r.mkdir_all(Path::new("/loop"), 0o755).is_err());
         let f = r.mkfile_all(Path::new("/a/b/file")).unwrap();
         drop(f);
         assert!(d.join("root/a/b/file").is_file());

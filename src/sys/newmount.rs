@@ -29,6 +29,7 @@ pub const MOUNT_ATTR_RELATIME: libc::c_uint = 0x0;
 pub const MOUNT_ATTR_NOATIME: libc::c_uint = 0x10;
 pub const MOUNT_ATTR_STRICTATIME: libc::c_uint = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: libc::c_uint = 0x80;
+pub const MOUNT_ATTR_NOSYMFOLLOW: libc::c_uint = 0x0020_0000;
 
 /// struct mount_attr of mount_setattr(2).
 #[repr(C)]
