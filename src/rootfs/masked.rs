@@ -60,15 +60,18 @@ pub fn mask(paths: &[String]) -> Result<()> {
         let st = fstat(&fd).ctx(|| format!("mask {p}: stat"))?;
         let shown = format!("mask {p}");
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            if shared.is_none() {
-                shared = Some(empty_tmpfs().ctx(|| format!("{shown}: make an empty tmpfs"))?);
-            }
-            let Some(tmpfs) = shared.as_ref() else {
-                bail!("{shown}: no empty tmpfs");
+            // The first masked directory gets the tmpfs itself; the others a
+            // clone of that mount once it is attached (cloning a detached
+            // mount needs Linux 6.15; an attached one works everywhere).
+            let mnt = match shared.as_ref() {
+                Some(first) => newmount::clone_fd(first.as_fd(), false)
+                    .ctx(|| format!("{shown}: open_tree of the masking tmpfs"))?,
+                None => empty_tmpfs().ctx(|| format!("{shown}: make an empty tmpfs"))?,
             };
-            let mnt = newmount::clone_fd(tmpfs.as_fd(), false)
-                .ctx(|| format!("{shown}: open_tree of the empty tmpfs"))?;
             newmount::attach(mnt.as_fd(), fd.as_fd()).ctx(|| format!("{shown}: move_mount"))?;
+            if shared.is_none() {
+                shared = Some(mnt);
+            }
         } else {
             fdmount::bind_fd(
                 null.as_fd(),
