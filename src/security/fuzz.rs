@@ -437,27 +437,8 @@ fn resources_and_update_never_panic() {
         json!("KB"),
         json!("B"),
     ]);
-    let mut rng = Rng(0x0123_4567_89ab_cdef);
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let mut failure = None;
-    for i in 0..iterations() {
-        let mut v = rng.pick(&seeds).clone();
-        let bytes = if i % 3 == 0 {
-            let mut b = serde_json::to_vec(&v).unwrap_or_default();
-            mutate_bytes(&mut b, &mut rng);
-            b
-        } else {
-            mutate_structure(&mut v, &mut rng, &hostile);
-            serde_json::to_vec(&v).unwrap_or_default()
-        };
-        if catch_unwind(AssertUnwindSafe(|| exercise_update(&bytes))).is_err() {
-            failure = Some((i, bytes));
-            break;
-        }
-    }
-    std::panic::set_hook(hook);
-    if let Some((i, bytes)) = failure {
+    if let Some((i, bytes)) = first_panic(&seeds, &hostile, 0x0123_4567_89ab_cdef, exercise_update)
+    {
         panic!(
             "resources #{i} panicked: {}",
             String::from_utf8_lossy(&bytes)
@@ -527,32 +508,43 @@ fn iterations() -> usize {
         .unwrap_or(if cfg!(debug_assertions) { 2000 } else { 20000 })
 }
 
-#[test]
-fn config_loading_never_panics() {
-    let seeds = seeds();
-    let hostile = hostile_values();
-    let mut rng = Rng(0x5eed_cafe_f00d_d00d);
-    // Keep the panic hook quiet; the failing input is reported below.
+/// Feed `iterations()` mutations of `seeds` (a third byte-level, the rest
+/// structural with `hostile` values) to `f`; the first input that panics,
+/// with its number. The panic hook is kept quiet meanwhile.
+fn first_panic(
+    seeds: &[Value],
+    hostile: &[Value],
+    seed: u64,
+    f: fn(&[u8]),
+) -> Option<(usize, Vec<u8>)> {
+    let mut rng = Rng(seed);
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let mut failure = None;
     for i in 0..iterations() {
-        let mut v = rng.pick(&seeds).clone();
+        let mut v = rng.pick(seeds).clone();
         let bytes = if i % 3 == 0 {
             let mut b = serde_json::to_vec(&v).unwrap_or_default();
             mutate_bytes(&mut b, &mut rng);
             b
         } else {
-            mutate_structure(&mut v, &mut rng, &hostile);
+            mutate_structure(&mut v, &mut rng, hostile);
             serde_json::to_vec(&v).unwrap_or_default()
         };
-        if catch_unwind(AssertUnwindSafe(|| exercise(&bytes))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| f(&bytes))).is_err() {
             failure = Some((i, bytes));
             break;
         }
     }
     std::panic::set_hook(hook);
-    if let Some((i, bytes)) = failure {
+    failure
+}
+
+#[test]
+fn config_loading_never_panics() {
+    let seeds = seeds();
+    let hostile = hostile_values();
+    if let Some((i, bytes)) = first_panic(&seeds, &hostile, 0x5eed_cafe_f00d_d00d, exercise) {
         panic!(
             "config input #{i} panicked; run exercise() on it to see where:\n{}",
             String::from_utf8_lossy(&bytes)
