@@ -237,8 +237,8 @@ fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
     let fifo_path = dir.join(store::FIFO_FILE);
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .ctx(|| format!("mkfifo {}", fifo_path.display()))?;
-    // Exact mode despite our umask: init opens it for writing after switching to
-    // the container's (possibly unprivileged) user.
+    // Exact mode despite our umask: runc's 0622 (init itself never reopens it;
+    // it gets the fd from us).
     std::fs::set_permissions(
         &fifo_path,
         std::os::unix::fs::PermissionsExt::from_mode(0o622),
