@@ -436,3 +436,33 @@ fn debug_shows_create_steps() {
     assert!(n >= 4, "{text}");
     rt.delete_force(&id).assert_success("delete");
 }
+
+/// `skiff features | head -c1` and the like: runc (Go) dies of SIGPIPE when
+/// its reader has gone; a Rust `println!` panicked instead (exit 134, a core
+/// dump and a backtrace on stderr).
+#[test]
+fn closed_stdout_ends_by_sigpipe_as_runc() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut runtimes = vec![("skiff", Runtime::skiff())];
+    runtimes.extend(Runtime::runc().map(|r| ("runc", r)));
+    for args in [&["--version"][..], &["features"], &["list"]] {
+        for (name, rt) in &runtimes {
+            // The pipe's only read end is closed before the child starts.
+            let (reader, writer) = std::io::pipe().expect("pipe");
+            drop(reader);
+            let mut cmd = rt.command();
+            cmd.args(args)
+                .stdout(writer)
+                .stderr(std::process::Stdio::piped());
+            let out = cmd.output().expect("run");
+            let stderr = text(&out.stderr);
+            assert_eq!(
+                out.status.signal(),
+                Some(libc::SIGPIPE),
+                "{name} {args:?}: {:?}, stderr: {stderr}",
+                out.status
+            );
+            assert!(!stderr.contains("panicked"), "{name} {args:?}: {stderr}");
+        }
+    }
+}

@@ -96,6 +96,6 @@ fn usage_error(e: clap::Error) -> ! {
     let first = first.strip_prefix("error: ").unwrap_or(first);
     logging::report_error(first, logging::Format::Text, false);
     let rest: Vec<&str> = lines.collect();
-    println!("{}", rest.join("\n").trim());
+    let _ = cli::out::line(rest.join("\n").trim());
     std::process::exit(1);
 }

@@ -12,7 +12,7 @@ pub struct Args {}
 
 pub fn run(_g: &Globals, _a: Args) -> Result<i32> {
     let doc = serde_json::to_string_pretty(&features()).ctx(|| "encode features")?;
-    println!("{doc}");
+    super::out::line(&doc)?;
     Ok(0)
 }
 

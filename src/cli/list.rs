@@ -35,7 +35,7 @@ pub fn run(g: &Globals, a: Args, root_given: bool) -> Result<i32> {
         .collect();
     if a.quiet {
         for s in &states {
-            println!("{}", s.id);
+            super::out::line(&s.id)?;
         }
         return Ok(0);
     }
@@ -43,9 +43,9 @@ pub fn run(g: &Globals, a: Args, root_given: bool) -> Result<i32> {
         "json" => {
             // runc prints null for no containers (a nil Go slice).
             if states.is_empty() {
-                println!("null");
+                super::out::line("null")?;
             } else {
-                println!("{}", serde_json::to_string(&states).ctx(|| "encode list")?);
+                super::out::line(&serde_json::to_string(&states).ctx(|| "encode list")?)?;
             }
         }
         "table" => {
@@ -62,10 +62,10 @@ pub fn run(g: &Globals, a: Args, root_given: bool) -> Result<i32> {
                     ]
                 })
                 .collect();
-            print_table(
+            super::out::raw(&table(
                 &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
                 &rows,
-            );
+            ))?;
         }
         f => crate::bail!("invalid format option {f:?}: use table or json"),
     }
@@ -87,14 +87,16 @@ fn owner_name(passwd: &str, uid: u32) -> String {
         .unwrap_or_else(|| format!("#{uid}"))
 }
 
-fn print_table(head: &[&str; 6], rows: &[[String; 6]]) {
+/// runc's tabwriter layout: columns padded to the widest cell plus three.
+fn table(head: &[&str; 6], rows: &[[String; 6]]) -> String {
+    let mut out = String::new();
     let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             w[i] = w[i].max(c.len());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
@@ -103,12 +105,14 @@ fn print_table(head: &[&str; 6], rows: &[[String; 6]]) {
                 s.push_str(&format!("{:<width$}", c, width = w[i] + 3));
             }
         }
-        println!("{}", s.trim_end());
+        out.push_str(s.trim_end());
+        out.push('\n');
     };
     line(head.to_vec());
     for r in rows {
         line(r.iter().map(|s| s.as_str()).collect());
     }
+    out
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod features;
 pub mod goflags;
 pub mod kill;
 pub mod list;
+pub mod out;
 pub mod pause;
 pub mod ps;
 pub mod run;
@@ -122,7 +123,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = cli.globals();
     let Some(cmd) = cli.cmd else {
         if cli.version {
-            println!("{}", version_text());
+            out::line(&version_text())?;
             return Ok(0);
         }
         use clap::CommandFactory;

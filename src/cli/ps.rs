@@ -19,7 +19,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
     }
     let pids = resources::pids(g, &a.id)?;
     if a.format == "json" {
-        println!("{}", serde_json::to_string(&pids).ctx(|| "encode pids")?);
+        super::out::line(&serde_json::to_string(&pids).ctx(|| "encode pids")?)?;
         return Ok(0);
     }
     let args = if a.ps_args.is_empty() {
@@ -39,10 +39,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    print!(
-        "{}",
-        filter_table(&String::from_utf8_lossy(&out.stdout), &pids)?
-    );
+    super::out::raw(&filter_table(&String::from_utf8_lossy(&out.stdout), &pids)?)?;
     Ok(0)
 }
 

@@ -8,6 +8,6 @@ pub struct Args {
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
     let c = Container::load(g, &a.id)?;
-    println!("{}", c.oci_state_json()?);
+    super::out::line(&c.oci_state_json()?)?;
     Ok(0)
 }

@@ -144,6 +144,21 @@ pub fn sigwait_raw(set: &nix::sys::signal::SigSet) -> Result<i32> {
     Ok(sig)
 }
 
+/// End this process by SIGPIPE, as a Go program such as runc ends when the
+/// reader of its stdout has gone (the Rust runtime ignores SIGPIPE).
+pub fn die_of_sigpipe() -> ! {
+    // SAFETY: installs SIG_DFL (no handler code); the process ends right after.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGPIPE);
+    // SIGPIPE blocked by the caller: the status a shell shows for it.
+    std::process::exit(128 + libc::SIGPIPE)
+}
+
 /// Give the container process the signal state a fresh process has: nothing
 /// blocked (a foreground `run` or `exec` blocks everything it forwards) and
 /// every disposition at its default (the Rust runtime ignores SIGPIPE and
