@@ -330,7 +330,11 @@ impl Drop for Harness {
                 .args(["stop", &format!("{}.slice", self.tag)])
                 .status();
         } else {
-            for hier in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            for hier in fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let top = hier.path().join(&self.tag);
                 for pod in fs::read_dir(&top).into_iter().flatten().flatten() {
                     let _ = fs::remove_dir(pod.path());

@@ -52,17 +52,28 @@ fn pod_lifecycle_on_skiff_through_containerd_cri() {
     assert_eq!(ver.runtime_name, "containerd", "{ver:?}");
 
     let pod = pod_config(&h, "web");
-    let handler = std::env::var("CRI_DEBUG_HANDLER").unwrap_or("skiff".into());
-    let sb = h.cri.run_pod(&pod, &handler);
+    let sb = h.cri.run_pod(&pod, "skiff");
     let mut traces = Traces::default();
     let netns = check_sandbox(&h, &sb, &mut traces);
-    let server = h.cri.create_start(&sb, &pod, container("server", &["sh", "-c", SERVER], 128 * MIB));
-    let client = h.cri.create_start(&sb, &pod, container("client", &["sh", "-c", CLIENT], 64 * MIB));
+    let server = h.cri.create_start(
+        &sb,
+        &pod,
+        container("server", &["sh", "-c", SERVER], 128 * MIB),
+    );
+    let client = h.cri.create_start(
+        &sb,
+        &pod,
+        container("client", &["sh", "-c", CLIENT], 64 * MIB),
+    );
     for id in [&server, &client] {
         let (st, info) = h.cri.status(id);
-        assert_eq!(st.state, cri::ContainerState::ContainerRunning as i32, "{st:?}");
+        assert_eq!(
+            st.state,
+            cri::ContainerState::ContainerRunning as i32,
+            "{st:?}"
+        );
         assert!(st.started_at > 0, "{st:?}");
-        assert!(dbg_runc() || h.skiff_root().join(id).is_dir(), "{id}: not run by skiff");
+        assert!(h.skiff_root().join(id).is_dir(), "{id}: not run by skiff");
         traces.add(id, &info);
     }
     check_pod_sharing(&h, &server, &client, &traces);
@@ -79,14 +90,25 @@ fn pod_lifecycle_on_skiff_through_containerd_cri() {
 /// the CNI-configured namespace. Returns the pod's netns file.
 fn check_sandbox(h: &Harness, sb: &str, traces: &mut Traces) -> String {
     let (st, info) = h.cri.pod_status(sb);
-    assert_eq!(st.state, cri::PodSandboxState::SandboxReady as i32, "{st:?}");
-    assert!(dbg_runc() || info["runtimeHandler"] == "skiff", "{info}");
-    assert!(dbg_runc() || h.skiff_root().join(sb).is_dir(), "sandbox not run by skiff");
-    let ip = st.network.as_ref().map(|n| n.ip.clone()).unwrap_or_default();
+    assert_eq!(
+        st.state,
+        cri::PodSandboxState::SandboxReady as i32,
+        "{st:?}"
+    );
+    assert_eq!(info["runtimeHandler"], "skiff", "{info}");
+    assert!(h.skiff_root().join(sb).is_dir(), "sandbox not run by skiff");
+    let ip = st
+        .network
+        .as_ref()
+        .map(|n| n.ip.clone())
+        .unwrap_or_default();
     assert!(ip.starts_with("10."), "pod IP from CNI: {st:?}");
     let pid = info_pid(&info);
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).expect("pause cmdline");
-    assert!(String::from_utf8_lossy(&cmdline).contains("sleep 3600"), "pause pid {pid}");
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("sleep 3600"),
+        "pause pid {pid}"
+    );
     let netns = info["runtimeSpec"]["linux"]["namespaces"]
         .as_array()
         .and_then(|a| a.iter().find(|n| n["type"] == "network"))
@@ -100,7 +122,11 @@ fn check_sandbox(h: &Harness, sb: &str, traces: &mut Traces) -> String {
     assert_eq!(ns_of(pid, "net"), want, "pause is not in the pod's netns");
     // The bridge is in the test's namespace, not on the host.
     let bridge = format!("/sys/class/net/{}", h.tag);
-    assert!(!Path::new(&bridge).exists(), "CNI bridge {} on the host", h.tag);
+    assert!(
+        !Path::new(&bridge).exists(),
+        "CNI bridge {} on the host",
+        h.tag
+    );
     let mut link = h.netns.cmd("ip");
     link.args(["-o", "link", "show", &h.tag]);
     h.e.run(link).ok();
@@ -125,10 +151,19 @@ fn check_pod_sharing(h: &Harness, server: &str, client: &str, traces: &Traces) {
         got = format!("{r:?}");
         r.is_ok_and(|r| r.exit_code == 0 && r.stdout == b"pong\n")
     });
-    let r = h.cri.exec_sync(client, &["cat", "/dev/shm/from-server"], 10);
+    let r = h
+        .cri
+        .exec_sync(client, &["cat", "/dev/shm/from-server"], 10);
     let r = r.expect("ExecSync cat /dev/shm");
-    assert_eq!(String::from_utf8_lossy(&r.stdout), "shared-by-server\n", "{r:?}");
-    let r = h.cri.exec_sync(server, &["hostname"], 10).expect("hostname");
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        "shared-by-server\n",
+        "{r:?}"
+    );
+    let r = h
+        .cri
+        .exec_sync(server, &["hostname"], 10)
+        .expect("hostname");
     assert_eq!(r.stdout, b"web\n", "{r:?}");
 }
 
@@ -138,9 +173,18 @@ fn check_exec_sync(h: &Harness, server: &str) {
         .cri
         .exec_sync(server, &["sh", "-c", "echo out; echo err >&2; exit 3"], 10)
         .expect("ExecSync");
-    assert_eq!((r.exit_code, &r.stdout[..], &r.stderr[..]), (3, &b"out\n"[..], &b"err\n"[..]));
-    let r = h.cri.exec_sync(server, &["cat", "/proc/1/cmdline"], 10).expect("cmdline");
-    assert!(String::from_utf8_lossy(&r.stdout).contains("httpd"), "{r:?}");
+    assert_eq!(
+        (r.exit_code, &r.stdout[..], &r.stderr[..]),
+        (3, &b"out\n"[..], &b"err\n"[..])
+    );
+    let r = h
+        .cri
+        .exec_sync(server, &["cat", "/proc/1/cmdline"], 10)
+        .expect("cmdline");
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains("httpd"),
+        "{r:?}"
+    );
 
     let t = Instant::now();
     let err = h
@@ -148,7 +192,11 @@ fn check_exec_sync(h: &Harness, server: &str) {
         .exec_sync(server, &["sleep", "31"], 1)
         .expect_err("ExecSync past its timeout");
     assert!(err.message().contains("timeout"), "{err:?}");
-    assert!(t.elapsed() < Duration::from_secs(15), "timeout took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "timeout took {:?}",
+        t.elapsed()
+    );
     // The timed-out process is killed, not left running in the container.
     eventually("the timed-out exec to be killed", || {
         processes_mentioning("sleep 31").is_empty()
@@ -163,7 +211,11 @@ fn check_exec_sync(h: &Harness, server: &str) {
         "{err:?}"
     );
     let (st, _) = h.cri.status(server);
-    assert_eq!(st.state, cri::ContainerState::ContainerRunning as i32, "{st:?}");
+    assert_eq!(
+        st.state,
+        cri::ContainerState::ContainerRunning as i32,
+        "{st:?}"
+    );
 }
 
 /// Exec through the streaming server (tty, and stdin without one), and
@@ -195,9 +247,16 @@ fn check_streaming(
     s.send(0, b"in\n");
     s.read_to_close();
     let out = s.got.stdout_text();
-    assert!(out.contains("/dev/pts/") && out.contains("exec-42-in"), "{:?}", s.got);
+    assert!(
+        out.contains("/dev/pts/") && out.contains("exec-42-in"),
+        "{:?}",
+        s.got
+    );
     let err = s.got.error_text();
-    assert!(err.contains("NonZeroExitCode") && err.contains(r#""message":"3""#), "{err}");
+    assert!(
+        err.contains("NonZeroExitCode") && err.contains(r#""message":"3""#),
+        "{err}"
+    );
 
     let url = exec("read x; echo got:$x; echo to-err >&2", false, true);
     let mut s = Stream::open(&url, &h.netns.file);
@@ -228,7 +287,10 @@ fn check_streaming(
     let st = h.cri.wait_exited(&console);
     assert_eq!((st.exit_code, st.reason.as_str()), (5, "Error"), "{st:?}");
     let log = fs::read_to_string(&st.log_path).expect("console log");
-    assert!(log.contains("attached-5") && log.contains("/dev/pts/0"), "{log}");
+    assert!(
+        log.contains("attached-5") && log.contains("/dev/pts/0"),
+        "{log}"
+    );
     remove_container(h, &console);
 }
 
@@ -240,29 +302,61 @@ fn check_stats_and_update(h: &Harness, sb: &str, server: &str, client: &str, tra
     };
     let stats = h.cri.ok("ContainerStats", h.cri.rs().container_stats(req));
     let stats = stats.stats.expect("stats");
-    assert_eq!(stats.attributes.as_ref().map(|a| a.id.as_str()), Some(server));
-    let cpu = stats.cpu.and_then(|c| c.usage_core_nano_seconds).map_or(0, |v| v.value);
-    let mem = stats.memory.and_then(|m| m.working_set_bytes).map_or(0, |v| v.value);
+    assert_eq!(
+        stats.attributes.as_ref().map(|a| a.id.as_str()),
+        Some(server)
+    );
+    let cpu = stats
+        .cpu
+        .and_then(|c| c.usage_core_nano_seconds)
+        .map_or(0, |v| v.value);
+    let mem = stats
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map_or(0, |v| v.value);
     assert!(cpu > 0 && mem > 0, "cpu {cpu} ns, working set {mem} bytes");
     let dir = traces.cgroups[1].clone();
     let (host_cpu, host_mem): (u64, u64) = if unified() {
         let stat = cgroup_file(&dir, "cpu.stat");
-        let usec = stat.lines().find_map(|l| l.strip_prefix("usage_usec ")).unwrap_or("0");
-        (usec.parse::<u64>().unwrap_or(0) * 1000, cgroup_file(&dir, "memory.current").parse().unwrap_or(0))
+        let usec = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .unwrap_or("0");
+        (
+            usec.parse::<u64>().unwrap_or(0) * 1000,
+            cgroup_file(&dir, "memory.current").parse().unwrap_or(0),
+        )
     } else {
         let acct = cgroup_dir(traces.pids[1], "cpuacct");
-        (cgroup_file(&acct, "cpuacct.usage").parse().unwrap_or(0), cgroup_file(&dir, "memory.usage_in_bytes").parse().unwrap_or(0))
+        (
+            cgroup_file(&acct, "cpuacct.usage").parse().unwrap_or(0),
+            cgroup_file(&dir, "memory.usage_in_bytes")
+                .parse()
+                .unwrap_or(0),
+        )
     };
     assert!(host_cpu >= cpu, "cgroup cpu {host_cpu} ns < CRI's {cpu}");
-    assert!(host_mem >= mem, "cgroup memory {host_mem} < working set {mem}");
+    assert!(
+        host_mem >= mem,
+        "cgroup memory {host_mem} < working set {mem}"
+    );
 
     let filter = cri::ContainerStatsFilter {
         pod_sandbox_id: sb.into(),
         ..Default::default()
     };
-    let req = cri::ListContainerStatsRequest { filter: Some(filter) };
-    let list = h.cri.ok("ListContainerStats", h.cri.rs().list_container_stats(req));
-    let mut ids: Vec<_> = list.stats.iter().filter_map(|s| s.attributes.as_ref()).map(|a| a.id.clone()).collect();
+    let req = cri::ListContainerStatsRequest {
+        filter: Some(filter),
+    };
+    let list = h
+        .cri
+        .ok("ListContainerStats", h.cri.rs().list_container_stats(req));
+    let mut ids: Vec<_> = list
+        .stats
+        .iter()
+        .filter_map(|s| s.attributes.as_ref())
+        .map(|a| a.id.clone())
+        .collect();
     ids.sort();
     let mut want = vec![server.to_string(), client.to_string()];
     want.sort();
@@ -280,7 +374,10 @@ fn check_stats_and_update(h: &Harness, sb: &str, server: &str, client: &str, tra
         }),
         ..Default::default()
     };
-    h.cri.ok("UpdateContainerResources", h.cri.rs().update_container_resources(req));
+    h.cri.ok(
+        "UpdateContainerResources",
+        h.cri.rs().update_container_resources(req),
+    );
     check_limits(traces, 96 * MIB, 512, Some(50_000));
 }
 
@@ -296,7 +393,10 @@ fn check_limits(traces: &Traces, memory: i64, shares: u64, quota: Option<u64>) {
         let max = quota.map_or("max 100000".to_string(), |q| format!("{q} 100000"));
         assert_eq!(cgroup_file(mem_dir, "cpu.max"), max);
     } else {
-        assert_eq!(cgroup_file(mem_dir, "memory.limit_in_bytes"), memory.to_string());
+        assert_eq!(
+            cgroup_file(mem_dir, "memory.limit_in_bytes"),
+            memory.to_string()
+        );
         let cpu = cgroup_dir(pid, "cpu");
         assert_eq!(cgroup_file(&cpu, "cpu.shares"), shares.to_string());
         let q = quota.map_or("-1".to_string(), |q| q.to_string());
@@ -316,7 +416,8 @@ fn check_reopen_log(h: &Harness, client: &str) {
     let req = cri::ReopenContainerLogRequest {
         container_id: client.into(),
     };
-    h.cri.ok("ReopenContainerLog", h.cri.rs().reopen_container_log(req));
+    h.cri
+        .ok("ReopenContainerLog", h.cri.rs().reopen_container_log(req));
     eventually("a tick in the reopened log", || {
         fs::read_to_string(&log).is_ok_and(|t| t.contains(" stdout F tick"))
     });
@@ -326,19 +427,32 @@ fn check_reopen_log(h: &Harness, client: &str) {
 
 /// A container that exits 7, and one the OOM killer ends.
 fn check_failures(h: &Harness, sb: &str, pod: &cri::PodSandboxConfig, traces: &mut Traces) {
-    let fail = h.cri.create_start(sb, pod, container("fail", &["sh", "-c", "echo failing >&2; exit 7"], 64 * MIB));
+    let fail = h.cri.create_start(
+        sb,
+        pod,
+        container("fail", &["sh", "-c", "echo failing >&2; exit 7"], 64 * MIB),
+    );
     let st = h.cri.wait_exited(&fail);
     assert_eq!((st.exit_code, st.reason.as_str()), (7, "Error"), "{st:?}");
-    assert!(st.finished_at >= st.started_at && st.started_at > 0, "{st:?}");
+    assert!(
+        st.finished_at >= st.started_at && st.started_at > 0,
+        "{st:?}"
+    );
     let log = fs::read_to_string(&st.log_path).expect("fail's log");
     assert!(log.contains(" stderr F failing"), "{log}");
     traces.ids.push(fail.clone());
     remove_container(h, &fail);
 
     let hog = "x=0123456789abcdef; while :; do x=$x$x; done";
-    let oom = h.cri.create_start(sb, pod, container("oom", &["sh", "-c", hog], 16 * MIB));
+    let oom = h
+        .cri
+        .create_start(sb, pod, container("oom", &["sh", "-c", hog], 16 * MIB));
     let st = h.cri.wait_exited(&oom);
-    assert_eq!((st.exit_code, st.reason.as_str()), (137, "OOMKilled"), "{st:?}");
+    assert_eq!(
+        (st.exit_code, st.reason.as_str()),
+        (137, "OOMKilled"),
+        "{st:?}"
+    );
     traces.ids.push(oom.clone());
     remove_container(h, &oom);
 }
@@ -356,15 +470,32 @@ fn check_stop(h: &Harness, server: &str, client: &str) {
         t.elapsed()
     };
     let took = stop(server, 20);
-    assert!(took < Duration::from_secs(10), "SIGTERM not delivered: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM not delivered: {took:?}"
+    );
     let (st, _) = h.cri.status(server);
-    assert_eq!(st.state, cri::ContainerState::ContainerExited as i32, "{st:?}");
-    assert_eq!((st.exit_code, st.reason.as_str()), (0, "Completed"), "{st:?}");
+    assert_eq!(
+        st.state,
+        cri::ContainerState::ContainerExited as i32,
+        "{st:?}"
+    );
+    assert_eq!(
+        (st.exit_code, st.reason.as_str()),
+        (0, "Completed"),
+        "{st:?}"
+    );
     let log = fs::read_to_string(&st.log_path).expect("server log");
-    assert!(log.contains("server-up") && log.contains("got-term"), "{log}");
+    assert!(
+        log.contains("server-up") && log.contains("got-term"),
+        "{log}"
+    );
 
     let took = stop(client, 2);
-    assert!(took >= Duration::from_secs(2), "grace period cut short: {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "grace period cut short: {took:?}"
+    );
     assert!(took < Duration::from_secs(15), "SIGKILL late: {took:?}");
     let (st, _) = h.cri.status(client);
     assert_eq!((st.exit_code, st.reason.as_str()), (137, "Error"), "{st:?}");
@@ -374,7 +505,8 @@ fn remove_container(h: &Harness, id: &str) {
     let req = cri::RemoveContainerRequest {
         container_id: id.into(),
     };
-    h.cri.ok("RemoveContainer", h.cri.rs().remove_container(req));
+    h.cri
+        .ok("RemoveContainer", h.cri.rs().remove_container(req));
     let req = cri::ContainerStatusRequest {
         container_id: id.into(),
         verbose: false,
@@ -397,33 +529,51 @@ fn remove_all(h: &Harness, sb: &str, netns: &str, traces: &Traces) {
     };
     h.cri.ok("StopPodSandbox", h.cri.rs().stop_pod_sandbox(req));
     let (st, _) = h.cri.pod_status(sb);
-    assert_eq!(st.state, cri::PodSandboxState::SandboxNotready as i32, "{st:?}");
+    assert_eq!(
+        st.state,
+        cri::PodSandboxState::SandboxNotready as i32,
+        "{st:?}"
+    );
     let req = cri::RemovePodSandboxRequest {
         pod_sandbox_id: sb.into(),
     };
-    h.cri.ok("RemovePodSandbox", h.cri.rs().remove_pod_sandbox(req));
+    h.cri
+        .ok("RemovePodSandbox", h.cri.rs().remove_pod_sandbox(req));
     let req = cri::ListPodSandboxRequest { filter: None };
     let left = h.cri.ok("ListPodSandbox", h.cri.rs().list_pod_sandbox(req));
     assert!(left.items.is_empty(), "{left:?}");
 
-    eventually("the pod's shim to exit", || processes_mentioning(sb).is_empty());
+    eventually("the pod's shim to exit", || {
+        processes_mentioning(sb).is_empty()
+    });
     for id in &traces.ids {
         assert_no_leaks(id, &h.skiff_root(), &h.bundle(id));
     }
     assert_root_empty(&h.skiff_root());
     for pid in &traces.pids {
-        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} still runs");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} still runs"
+        );
     }
     for dir in &traces.cgroups {
         assert!(!dir.exists(), "cgroup left: {}", dir.display());
     }
     assert!(!Path::new(netns).exists(), "pod netns left: {netns}");
+    // libcni's result cache is the host's only trace of the pod's network.
+    let cached: Vec<_> = fs::read_dir("/var/lib/cni/results")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(sb))
+        .map(|e| e.path())
+        .collect();
+    assert!(cached.is_empty(), "CNI results left: {cached:?}");
     let info = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    let left: Vec<_> = info.lines().filter(|l| l.contains(sb) || l.contains(netns)).collect();
+    let left: Vec<_> = info
+        .lines()
+        .filter(|l| l.contains(sb) || l.contains(netns))
+        .collect();
     assert!(left.is_empty(), "mounts left: {left:?}");
     assert!(mounts_under(&h.e.path("state")).is_empty());
-}
-
-fn dbg_runc() -> bool {
-    std::env::var("CRI_DEBUG_HANDLER").is_ok()
 }

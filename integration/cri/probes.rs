@@ -21,7 +21,10 @@ fn cpu_ticks(pid: i32) -> u64 {
     let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
     let f: Vec<&str> = rest.split(' ').collect();
     // utime, stime, cutime, cstime are fields 14-17 of stat, 12-15 of `rest`.
-    f[11..15].iter().map(|v| v.parse::<u64>().unwrap_or(0)).sum()
+    f[11..15]
+        .iter()
+        .map(|v| v.parse::<u64>().unwrap_or(0))
+        .sum()
 }
 
 fn ticks_to_ms(ticks: u64) -> f64 {
@@ -49,12 +52,27 @@ fn exec_sync_probes_cost_no_more_on_skiff_than_on_runc() {
     for (name, handler) in [("probeskiff", "skiff"), ("proberunc", "runc")] {
         let pod = pod_config(&h, name);
         let sandbox = h.cri.run_pod(&pod, handler);
-        let app = h.cri.create_start(&sandbox, &pod, container("app", &["sh", "-c", APP], 64 << 20));
+        let app = h.cri.create_start(
+            &sandbox,
+            &pod,
+            container("app", &["sh", "-c", APP], 64 << 20),
+        );
         // Each pod runs where its handler says.
-        let under_skiff = h.skiff_root().join(&sandbox).is_dir() && h.skiff_root().join(&app).is_dir();
-        assert_eq!(under_skiff, handler == "skiff", "pod {name} on handler {handler}");
+        let under_skiff =
+            h.skiff_root().join(&sandbox).is_dir() && h.skiff_root().join(&app).is_dir();
+        assert_eq!(
+            under_skiff,
+            handler == "skiff",
+            "pod {name} on handler {handler}"
+        );
         let shim = h.shim_pid(&sandbox);
-        sides.push(Side { name: handler_name(handler), sandbox, container: app, shim, wall: Duration::ZERO });
+        sides.push(Side {
+            name: handler_name(handler),
+            sandbox,
+            container: app,
+            shim,
+            wall: Duration::ZERO,
+        });
     }
     let probe = |h: &Harness, side: &Side| {
         let r = h
@@ -120,6 +138,9 @@ fn remove_pod(h: &Harness, sandbox: &str) {
     let req = cri::RemovePodSandboxRequest {
         pod_sandbox_id: sandbox.into(),
     };
-    h.cri.ok("RemovePodSandbox", h.cri.rs().remove_pod_sandbox(req));
-    eventually("the pod's shim to exit", || processes_mentioning(sandbox).is_empty());
+    h.cri
+        .ok("RemovePodSandbox", h.cri.rs().remove_pod_sandbox(req));
+    eventually("the pod's shim to exit", || {
+        processes_mentioning(sandbox).is_empty()
+    });
 }

@@ -92,13 +92,17 @@ impl Stream {
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\
              Origin: http://{addr}\r\n\r\n"
         );
-        sock.write_all(req.as_bytes()).expect("send upgrade request");
+        sock.write_all(req.as_bytes())
+            .expect("send upgrade request");
         // Byte by byte, so no frame after the headers is swallowed.
         let mut head = Vec::new();
         let mut b = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
             let n = sock.read(&mut b).expect("read upgrade response");
-            assert!(n == 1, "streaming server closed during the handshake: {head:?}");
+            assert!(
+                n == 1,
+                "streaming server closed during the handshake: {head:?}"
+            );
             head.push(b[0]);
         }
         let head = String::from_utf8_lossy(&head).to_string();
@@ -151,16 +155,30 @@ impl Stream {
         };
         let opcode = h[0] & 0x0f;
         let len = match h[1] & 0x7f {
-            126 => u16::from_be_bytes(self.read_exact(2).unwrap_or_default()[..2].try_into().expect("len")) as usize,
-            127 => u64::from_be_bytes(self.read_exact(8).unwrap_or_default()[..8].try_into().expect("len")) as usize,
+            126 => u16::from_be_bytes(
+                self.read_exact(2).unwrap_or_default()[..2]
+                    .try_into()
+                    .expect("len"),
+            ) as usize,
+            127 => u64::from_be_bytes(
+                self.read_exact(8).unwrap_or_default()[..8]
+                    .try_into()
+                    .expect("len"),
+            ) as usize,
             n => n as usize,
         };
-        let mask = if h[1] & 0x80 != 0 { self.read_exact(4) } else { None };
+        let mask = if h[1] & 0x80 != 0 {
+            self.read_exact(4)
+        } else {
+            None
+        };
         let Some(mut data) = self.read_exact(len) else {
             return false;
         };
         if let Some(m) = mask {
-            data.iter_mut().enumerate().for_each(|(i, b)| *b ^= m[i % 4]);
+            data.iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b ^= m[i % 4]);
         }
         match opcode {
             8 => return false,
@@ -198,7 +216,11 @@ impl Stream {
                 break;
             }
         }
-        assert!(done(&self.got), "stream closed before {what}: {:?}", self.got);
+        assert!(
+            done(&self.got),
+            "stream closed before {what}: {:?}",
+            self.got
+        );
     }
 
     /// Reads everything until the server closes the stream.
