@@ -79,7 +79,8 @@ fn pod_lifecycle_on_skiff_through_containerd_cri() {
     check_pod_sharing(&h, &server, &client, &traces);
     check_exec_sync(&h, &server);
     check_streaming(&h, &sb, &pod, &client, &mut traces);
-    check_stats_and_update(&h, &sb, &server, &client, &traces);
+    check_stats(&h, &sb, &server, &client, &traces);
+    check_update(&h, &server, &traces);
     check_reopen_log(&h, &client);
     check_failures(&h, &sb, &pod, &mut traces);
     check_stop(&h, &server, &client);
@@ -294,9 +295,8 @@ fn check_streaming(
     remove_container(h, &console);
 }
 
-/// ContainerStats and ListContainerStats against the cgroup files, then
-/// UpdateContainerResources seen in them.
-fn check_stats_and_update(h: &Harness, sb: &str, server: &str, client: &str, traces: &Traces) {
+/// ContainerStats and ListContainerStats against the cgroup files.
+fn check_stats(h: &Harness, sb: &str, server: &str, client: &str, traces: &Traces) {
     let req = cri::ContainerStatsRequest {
         container_id: server.into(),
     };
@@ -361,7 +361,11 @@ fn check_stats_and_update(h: &Harness, sb: &str, server: &str, client: &str, tra
     let mut want = vec![server.to_string(), client.to_string()];
     want.sort();
     assert_eq!(ids, want);
+}
 
+/// The limits CreateContainer gave, then UpdateContainerResources', in the
+/// server's cgroup files.
+fn check_update(h: &Harness, server: &str, traces: &Traces) {
     check_limits(traces, 128 * MIB, 256, None);
     let req = cri::UpdateContainerResourcesRequest {
         container_id: server.into(),
