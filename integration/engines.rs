@@ -31,13 +31,13 @@ const PODMAN_ULIMITS: [&str; 4] = [
 /// apt must not run twice at once (engine tests may run in parallel).
 static INSTALL: Mutex<()> = Mutex::new(());
 
-fn scripts() -> PathBuf {
+pub(crate) fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/engines")
 }
 
 /// Installs `pkgs` when missing. False, after saying why, when they cannot be
 /// installed (then the test is skipped); any other failure fails the test.
-fn ensure_packages(pkgs: &[&str]) -> bool {
+pub(crate) fn ensure_packages(pkgs: &[&str]) -> bool {
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let status = Command::new(scripts().join("ensure-packages.sh"))
         .args(pkgs)
@@ -64,11 +64,11 @@ pub struct Out {
 }
 
 impl Out {
-    fn ok(&self) -> &Out {
+    pub(crate) fn ok(&self) -> &Out {
         self.code(0)
     }
 
-    fn code(&self, want: i32) -> &Out {
+    pub(crate) fn code(&self, want: i32) -> &Out {
         assert_eq!(
             self.code,
             Some(want),
@@ -91,7 +91,7 @@ impl Out {
         self
     }
 
-    fn has(&self, needle: &str) -> &Out {
+    pub(crate) fn has(&self, needle: &str) -> &Out {
         assert!(
             self.stdout.contains(needle),
             "{}: stdout lacks {needle:?}\nstdout: {}\nstderr: {}",
@@ -102,7 +102,7 @@ impl Out {
         self
     }
 
-    fn err_has(&self, needle: &str) -> &Out {
+    pub(crate) fn err_has(&self, needle: &str) -> &Out {
         assert!(
             self.stderr.contains(needle),
             "{}: stderr lacks {needle:?}\nstdout: {}\nstderr: {}",
@@ -120,16 +120,16 @@ impl Out {
 
 /// A private directory for one engine, and the engine running in it. Drop
 /// stops the engine, checks that nothing is left and removes the directory.
-struct Engine {
+pub(crate) struct Engine {
     dir: PathBuf,
     io: std::cell::Cell<usize>,
-    stop: Vec<String>,
+    pub(crate) stop: Vec<String>,
     /// Processes that must be gone once the engine stopped (daemon, shims).
     marker: String,
 }
 
 impl Engine {
-    fn new(name: &str) -> Engine {
+    pub(crate) fn new(name: &str) -> Engine {
         let dir = PathBuf::from(format!("/tmp/skiff-eng-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("io")).expect("mkdir engine dir");
@@ -141,11 +141,11 @@ impl Engine {
         }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
 
-    fn p(&self, rel: &str) -> String {
+    pub(crate) fn p(&self, rel: &str) -> String {
         self.path(rel).display().to_string()
     }
 
@@ -193,7 +193,7 @@ impl Engine {
         out
     }
 
-    fn run(&self, cmd: Command) -> Out {
+    pub(crate) fn run(&self, cmd: Command) -> Out {
         self.run_with(cmd, None)
     }
 
@@ -214,7 +214,7 @@ impl Engine {
 }
 
 /// Mount points (field 5 of mountinfo) at or under `dir`.
-fn mounts_under(dir: &Path) -> Vec<String> {
+pub(crate) fn mounts_under(dir: &Path) -> Vec<String> {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let d = dir.display().to_string();
     info.lines()
@@ -225,7 +225,7 @@ fn mounts_under(dir: &Path) -> Vec<String> {
 }
 
 /// PIDs whose command line mentions `marker`.
-fn processes_mentioning(marker: &str) -> Vec<(i32, String)> {
+pub(crate) fn processes_mentioning(marker: &str) -> Vec<(i32, String)> {
     let mut found = Vec::new();
     let me = std::process::id() as i32;
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -275,7 +275,7 @@ impl Drop for Engine {
 }
 
 /// No container directory left in a skiff --root.
-fn assert_root_empty(root: &Path) {
+pub(crate) fn assert_root_empty(root: &Path) {
     let left: Vec<String> = fs::read_dir(root)
         .into_iter()
         .flatten()
@@ -291,7 +291,7 @@ fn assert_root_empty(root: &Path) {
 }
 
 /// Polls `f` until it returns true (engines update their state asynchronously).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -3,17 +3,20 @@
 #   DIR/rootfs/        busybox-static and its applets, /etc/passwd and /etc/group
 #   DIR/rootfs.tar     the rootfs as one tarball (docker import, podman import)
 #   DIR/oci.tar        an OCI image layout archive of it, tagged REF (ctr images import)
-# usage: busybox-image.sh DIR REF
+# usage: busybox-image.sh DIR REF [CMD-JSON]
+# CMD-JSON: the image's Cmd as a JSON array (default ["sh"]); the CRI test's
+# pause image is this busybox with a command that waits for a signal.
 set -eu
 dir=$1
 ref=$2
+cmd=${3:-'["sh"]'}
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/../mkbundle.sh" "$dir" true >/dev/null
 tar -C "$dir/rootfs" --numeric-owner -cf "$dir/rootfs.tar" .
-python3 - "$dir" "$ref" <<'PY'
+python3 - "$dir" "$ref" "$cmd" <<'PY'
 import hashlib, io, json, os, sys, tarfile
 
-d, ref = sys.argv[1], sys.argv[2]
+d, ref, cmd = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 layer = open(os.path.join(d, "rootfs.tar"), "rb").read()
 
 def blob(data):
@@ -24,7 +27,7 @@ layer_digest, _ = blob(layer)
 config = json.dumps({
     "architecture": arch, "os": "linux",
     "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-               "Cmd": ["sh"]},
+               "Cmd": cmd},
     "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
 }).encode()
 config_digest, _ = blob(config)

@@ -5,6 +5,9 @@
 # /run/containerd/s (they go when the shims exit).
 #   containerd.sh start DIR    start it and wait until it answers
 #   containerd.sh stop DIR     stop it (and its shims) and wait
+# A DIR/config.toml written beforehand (the CRI test's) is used as it is.
+# With CONTAINERD_NETNS=FILE, containerd runs in the network namespace bound
+# at FILE (nsenter --net, which unlike `ip netns exec` keeps this /sys).
 set -eu
 cmd=$1
 dir=$2
@@ -12,7 +15,7 @@ sock=$dir/containerd.sock
 case $cmd in
 start)
     mkdir -p "$dir/root" "$dir/state" "$dir/fifo"
-    cat >"$dir/config.toml" <<TOML
+    [ -f "$dir/config.toml" ] || cat >"$dir/config.toml" <<TOML
 version = 2
 root = "$dir/root"
 state = "$dir/state"
@@ -29,7 +32,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [metrics]
   address = ""
 TOML
-    containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
+    netns=${CONTAINERD_NETNS:+--net=$CONTAINERD_NETNS}
+    # nsenter execs containerd: the pid is containerd's.
+    # shellcheck disable=SC2086 # $netns is empty or one word
+    nsenter $netns -- containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
     echo $! >"$dir/containerd.pid"
     i=0
     until ctr --address "$sock" version >/dev/null 2>&1; do
