@@ -243,3 +243,59 @@ fn refusals_name_the_field() {
     };
     assert_refused(true, uid_only, "uidMappings/gidMappings", both);
 }
+
+/// The source's own flags stay locked in a container with a user namespace,
+/// as for any mount the container inherits: runc 1.2 clones the source in
+/// the container's mount namespace, where the kernel locked them, so the
+/// container's root cannot remount a read-only source read-write. An `ro`
+/// the config asks for is the container's own and can be undone (the same
+/// under runc, which applies it from inside the user namespace). The
+/// read-only source is a bind made in a private mount namespace the runtime
+/// runs in, never on the host.
+#[test]
+fn source_flags_stay_locked_in_a_user_namespace() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut b = Bundle::new();
+    user_namespace(&mut b);
+    let caps = json!(["CAP_SYS_ADMIN"]);
+    b.config_mut()["process"]["capabilities"] =
+        json!({"bounding": caps, "effective": caps, "permitted": caps});
+    let ro_src = source(&b, "rosrc");
+    let rw_src = source(&b, "rwsrc");
+    add_mount(&mut b, bind(&ro_src, "/locked", &["bind", "idmap"]));
+    add_mount(&mut b, bind(&rw_src, "/mine", &["bind", "idmap", "ro"]));
+    let script = "for d in /locked /mine; do \
+        touch $d/f 2>/dev/null && echo $d writable || echo $d read-only; \
+        mount -o remount,bind,rw $d 2>/dev/null && echo $d remounted || echo $d locked; done";
+    b.config_mut()["process"]["args"] = json!(["sh", "-c", script]);
+    b.flush();
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    let setup = format!(
+        "mount --bind {s} {s} && mount -o remount,bind,ro {s} && exec \"$0\" --root \"$1\" run --bundle \"$2\" \"$3\"",
+        s = ro_src.display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &setup])
+        .arg(rt.bin())
+        .arg(rt.root())
+        .arg(b.path())
+        .arg(&id);
+    let out = rt.output(cmd);
+    out.assert_success("run with a read-only source");
+    let text = out.stdout_text();
+    for want in [
+        "/locked read-only",
+        "/locked locked",
+        "/mine read-only",
+        "/mine remounted",
+    ] {
+        assert!(
+            text.lines().any(|l| l == want),
+            "expected {want:?} in:\n{text}"
+        );
+    }
+    rt.assert_no_leaks(&id, &b);
+}
