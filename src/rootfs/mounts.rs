@@ -188,19 +188,7 @@ fn mount_one_as(
             }
         }
     }
-    // An idmapped source may be out of our reach in the user namespace: its
-    // tree says what it is.
-    let src_is_dir = match &idmapped {
-        Some(t) => {
-            nix::sys::stat::fstat(t)
-                .ctx(|| format!("{shown}: stat the idmapped tree"))?
-                .st_mode
-                & libc::S_IFMT
-                == libc::S_IFDIR
-        }
-        None => src.is_dir(),
-    };
-    let target = if bind && !src_is_dir {
+    let target = if bind && !source_is_dir(&src, idmapped.as_ref(), &shown)? {
         if idmapped.is_none() && !src.exists() {
             bail!(
                 "{shown}: source {}: no such file or directory",
@@ -214,12 +202,7 @@ fn mount_one_as(
     let bind_src = bind.then_some(src.as_path());
     super::proc_dest::check(ctx.root.fd(), &target, &typ, bind_src, &shown)?;
     if let Some(tree) = idmapped {
-        refuse_bind_data(p, &shown)?;
-        newmount::attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{shown}: move_mount"))?;
-        for f in &p.propagation {
-            fdmount::propagate(tree.as_fd(), *f, &shown)?;
-        }
-        return Ok(Some(tree));
+        return attach_idmapped(tree, &target, p, &shown).map(Some);
     }
     if p.idmap.is_some() || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
         bail!("{shown}: internal error: the idmapped tree was not prepared");
@@ -235,6 +218,27 @@ fn mount_one_as(
     fs_mount(ctx, m, &typ, &target, p, &shown)?;
     fs_attrs(ctx.root, dest, p, &shown)?;
     apply_propagation(ctx.root, dest, &p.propagation).map(|_| None)
+}
+
+/// An idmapped source may be out of our reach in the user namespace: its
+/// tree says what it is.
+fn source_is_dir(src: &Path, idmapped: Option<&OwnedFd>, shown: &str) -> Result<bool> {
+    let Some(tree) = idmapped else {
+        return Ok(src.is_dir());
+    };
+    let st = nix::sys::stat::fstat(tree).ctx(|| format!("{shown}: stat the idmapped tree"))?;
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+/// The tree stage 1 made for an idmapped bind (flags applied), attached
+/// onto `target`, then given its propagation.
+fn attach_idmapped(tree: OwnedFd, target: &OwnedFd, p: &Parsed, shown: &str) -> Result<OwnedFd> {
+    refuse_bind_data(p, shown)?;
+    newmount::attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{shown}: move_mount"))?;
+    for f in &p.propagation {
+        fdmount::propagate(tree.as_fd(), *f, shown)?;
+    }
+    Ok(tree)
 }
 
 /// A bind mount with the flags a bind takes from a remount (ro, nosuid, ...)
