@@ -316,6 +316,21 @@ mod tests {
     }
 
     #[test]
+    fn a_source_under_an_earlier_mount_is_refused() {
+        let s = spec(json!({"mounts": [
+            {"destination": "/data", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/t", "source": "/b/rootfs/data/x", "options": ["bind", "idmap"]},
+            {"destination": "/u", "source": "rootfs/other", "options": ["bind", "idmap"]}]}));
+        let ms = s.mounts().clone().unwrap();
+        let (bundle, rootfs) = (Path::new("/b"), Path::new("/b/rootfs"));
+        let e = refuse_source_under_earlier_mount(&ms, 1, bundle, rootfs).unwrap_err();
+        assert!(e.message().contains(
+            "mounts[1] (/t): source /b/rootfs/data/x is inside the earlier mount at /data"
+        ));
+        assert!(refuse_source_under_earlier_mount(&ms, 2, bundle, rootfs).is_ok());
+    }
+
+    #[test]
     fn idmap_takes_the_containers_user_namespace() {
         let map: serde_json::Value = serde_json::from_str(MAP).unwrap();
         let s = spec(json!({"mounts": [{"destination": "/t", "source": "/x",
