@@ -11,6 +11,7 @@ mod differential;
 mod engines;
 mod exec_tty;
 mod hardening;
+mod idmap;
 mod init_rule;
 mod lifecycle;
 mod mounts_parity;

@@ -58,6 +58,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
             bail!("mounts: destination must be set");
         }
     }
+    crate::rootfs::idmap::check(spec)?;
     let nss = spec
         .linux()
         .as_ref()

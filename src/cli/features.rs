@@ -286,7 +286,8 @@ pub fn features() -> Value {
             "memoryPolicy": memory_policy(),
             // Refused at config load (spec.rs): moving devices is not done yet.
             "netDevices": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": mount_options().contains(&"idmap")}},
+            // Idmapped bind mounts are made (rootfs/idmap.rs), as runc 1.2+ reports.
+            "mountExtensions": {"idmap": {"enabled": true}},
         },
         "potentiallyUnsafeConfigAnnotations": POTENTIALLY_UNSAFE_ANNOTATIONS,
         "annotations": {

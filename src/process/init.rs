@@ -86,6 +86,7 @@ fn stage1(ch: &Channel) -> Result<Never> {
     let plan = namespaces::plan(&nss)?;
     let mut in_cgroups = false;
     super::setup::set_oom_score_adj(cfg.spec.process().as_ref())?;
+    let idmapped = prepare_idmapped(&cfg, &plan)?;
     namespaces::join(&plan.join)?;
     if plan.new_user {
         unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare user namespace")?;
@@ -159,11 +160,26 @@ fn stage1(ch: &Channel) -> Result<Never> {
         }
     }
     drop(go_r);
-    let err = match stage2(ch, &cfg, &plan) {
+    let err = match stage2(ch, &cfg, &plan, idmapped) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     Err(err)
+}
+
+/// The idmapped mounts' trees, made while init is still the host's root
+/// (see rootfs/idmap.rs); none for exec or without a mount namespace, where
+/// no mount is made.
+fn prepare_idmapped(cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Vec<Option<OwnedFd>>> {
+    if cfg.exec || !plan.unshare.contains(CloneFlags::CLONE_NEWNS) {
+        return Ok(Vec::new());
+    }
+    let userns = plan.new_user
+        || plan
+            .join
+            .iter()
+            .any(|(t, _)| *t == LinuxNamespaceType::User);
+    crate::rootfs::idmap::prepare(&cfg.spec, &cfg.bundle, &cfg.rootfs, userns)
 }
 
 /// The next message from the parent other than CgroupsApplied, which may
@@ -179,7 +195,12 @@ fn recv_next(ch: &Channel, in_cgroups: &mut bool) -> Result<ToInit> {
     }
 }
 
-fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Never> {
+fn stage2(
+    ch: &Channel,
+    cfg: &InitConfig,
+    plan: &namespaces::Plan,
+    idmapped: Vec<Option<OwnedFd>>,
+) -> Result<Never> {
     nix::unistd::setsid().ctx(|| "setsid")?;
     let spec = &cfg.spec;
     let process = spec.process().clone().unwrap_or_default();
@@ -188,7 +209,7 @@ fn stage2(ch: &Channel, cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Nev
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if !cfg.exec {
         if plan.unshare.contains(CloneFlags::CLONE_NEWNS) {
-            let later = prepare_rootfs(ch, cfg, plan)?;
+            let later = prepare_rootfs(ch, cfg, plan, idmapped)?;
             mounts::finish_read_only(later)?;
             let ro = spec
                 .root()
@@ -277,6 +298,7 @@ fn prepare_rootfs(
     ch: &Channel,
     cfg: &InitConfig,
     plan: &namespaces::Plan,
+    idmapped: Vec<Option<OwnedFd>>,
 ) -> Result<Vec<mounts::LaterReadOnly>> {
     let spec = &cfg.spec;
     let prop = rootfs_propagation(spec)?;
@@ -333,7 +355,7 @@ fn prepare_rootfs(
         new_cgroupns: plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP),
     };
     let ms = spec.mounts().clone().unwrap_or_default();
-    let later = mounts::mount_all(&ctx, &ms)?;
+    let later = mounts::mount_all(&ctx, &ms, idmapped)?;
     let dev_is_tmpfs = ms.iter().any(|m| {
         m.destination() == Path::new("/dev")
             && m.typ().as_deref() != Some("bind")

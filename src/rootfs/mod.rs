@@ -2,6 +2,7 @@
 pub mod copyup;
 pub mod devices;
 pub mod fdmount;
+pub mod idmap;
 pub mod masked;
 pub mod mounts;
 pub mod options;

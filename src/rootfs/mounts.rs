@@ -28,7 +28,7 @@ pub struct MountCtx<'a> {
     pub new_cgroupns: bool,
 }
 
-fn source_path(bundle: &Path, m: &Mount) -> PathBuf {
+pub(super) fn source_path(bundle: &Path, m: &Mount) -> PathBuf {
     let src = m.source().clone().unwrap_or_default();
     if src.is_relative() && !src.as_os_str().is_empty() {
         bundle.join(src)
@@ -37,7 +37,7 @@ fn source_path(bundle: &Path, m: &Mount) -> PathBuf {
     }
 }
 
-fn is_bind(m: &Mount, p: &Parsed) -> bool {
+pub(super) fn is_bind(m: &Mount, p: &Parsed) -> bool {
     m.typ().as_deref() == Some("bind") || p.flags.contains(MsFlags::MS_BIND)
 }
 
@@ -45,10 +45,17 @@ fn is_bind(m: &Mount, p: &Parsed) -> bool {
 /// fd, for [`finish_read_only`].
 pub struct LaterReadOnly(OwnedFd, String);
 
-pub fn mount_all(ctx: &MountCtx, mounts: &[Mount]) -> Result<Vec<LaterReadOnly>> {
+/// `idmapped`: the detached trees stage 1 made for idmapped mounts, by
+/// index in `mounts` (see idmap.rs); shorter than `mounts` when there are none.
+pub fn mount_all(
+    ctx: &MountCtx,
+    mounts: &[Mount],
+    idmapped: Vec<Option<OwnedFd>>,
+) -> Result<Vec<LaterReadOnly>> {
     let mut later = Vec::new();
+    let mut trees = idmapped.into_iter();
     for m in mounts {
-        if let Some(l) = mount_one(ctx, m)? {
+        if let Some(l) = mount_one(ctx, m, trees.next().flatten())? {
             later.push(l);
         }
     }
@@ -80,7 +87,23 @@ fn read_only_later(dest: &Path, typ: &str, p: &mut Parsed) -> bool {
     later
 }
 
-fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<Option<LaterReadOnly>> {
+/// The options of mount `m` as a bind applies them: those of the config,
+/// less an `ro` that [`finish_read_only`] applies later.
+pub(super) fn bind_options(m: &Mount) -> Parsed {
+    let mut p = options::parse(m.options().as_deref().unwrap_or_default());
+    read_only_later(
+        m.destination(),
+        m.typ().as_deref().unwrap_or_default(),
+        &mut p,
+    );
+    p
+}
+
+fn mount_one(
+    ctx: &MountCtx,
+    m: &Mount,
+    idmapped: Option<OwnedFd>,
+) -> Result<Option<LaterReadOnly>> {
     let dest = m.destination();
     let opts = m.options().clone().unwrap_or_default();
     let mut p = options::parse(&opts);
@@ -89,7 +112,7 @@ fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<Option<LaterReadOnly>> {
     if typ == "tmpfs" {
         inherit_tmpfs_mode(ctx.root, dest, &mut p);
     }
-    let mnt = mount_one_as(ctx, m, &p)?;
+    let mnt = mount_one_as(ctx, m, &p, idmapped)?;
     if !later {
         return Ok(None);
     }
@@ -130,8 +153,14 @@ fn inherit_tmpfs_mode(root: &Root, dest: &Path, p: &mut Parsed) {
     };
 }
 
-/// One mount with the options `p`; a bind returns its mount fd.
-fn mount_one_as(ctx: &MountCtx, m: &Mount, p: &Parsed) -> Result<Option<OwnedFd>> {
+/// One mount with the options `p`; a bind returns its mount fd. `idmapped`:
+/// the tree stage 1 made for it, flags applied, to attach as it is.
+fn mount_one_as(
+    ctx: &MountCtx,
+    m: &Mount,
+    p: &Parsed,
+    idmapped: Option<OwnedFd>,
+) -> Result<Option<OwnedFd>> {
     let dest = m.destination();
     let typ = m.typ().clone().unwrap_or_default();
     if typ == "cgroup" {
@@ -159,8 +188,8 @@ fn mount_one_as(ctx: &MountCtx, m: &Mount, p: &Parsed) -> Result<Option<OwnedFd>
             }
         }
     }
-    let target = if bind && !src.is_dir() {
-        if !src.exists() {
+    let target = if bind && !source_is_dir(&src, idmapped.as_ref(), &shown)? {
+        if idmapped.is_none() && !src.exists() {
             bail!(
                 "{shown}: source {}: no such file or directory",
                 src.display()
@@ -172,9 +201,11 @@ fn mount_one_as(ctx: &MountCtx, m: &Mount, p: &Parsed) -> Result<Option<OwnedFd>
     };
     let bind_src = bind.then_some(src.as_path());
     super::proc_dest::check(ctx.root.fd(), &target, &typ, bind_src, &shown)?;
-    if let Some(rec) = p.idmap {
-        let o = if rec { "ridmap" } else { "idmap" };
-        bail!("{shown}: mount option {o:?}: idmapped mounts are not supported");
+    if let Some(tree) = idmapped {
+        return attach_idmapped(tree, &target, p, &shown).map(Some);
+    }
+    if p.idmap.is_some() || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        bail!("{shown}: internal error: the idmapped tree was not prepared");
     }
     if bind {
         refuse_bind_data(p, &shown)?;
@@ -189,12 +220,40 @@ fn mount_one_as(ctx: &MountCtx, m: &Mount, p: &Parsed) -> Result<Option<OwnedFd>
     apply_propagation(ctx.root, dest, &p.propagation).map(|_| None)
 }
 
+/// An idmapped source may be out of our reach in the user namespace: its
+/// tree says what it is.
+fn source_is_dir(src: &Path, idmapped: Option<&OwnedFd>, shown: &str) -> Result<bool> {
+    let Some(tree) = idmapped else {
+        return Ok(src.is_dir());
+    };
+    let st = nix::sys::stat::fstat(tree).ctx(|| format!("{shown}: stat the idmapped tree"))?;
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+/// The tree stage 1 made for an idmapped bind (flags applied), attached
+/// onto `target`, then given its propagation.
+fn attach_idmapped(tree: OwnedFd, target: &OwnedFd, p: &Parsed, shown: &str) -> Result<OwnedFd> {
+    refuse_bind_data(p, shown)?;
+    newmount::attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{shown}: move_mount"))?;
+    for f in &p.propagation {
+        fdmount::propagate(tree.as_fd(), *f, shown)?;
+    }
+    Ok(tree)
+}
+
 /// A bind mount with the flags a bind takes from a remount (ro, nosuid, ...)
 /// and the mount_setattr options (nosymfollow, the recursive r* family),
 /// applied before it is attached: the mount is never visible without them,
 /// and the destination is never looked up again (a swap for a symlink
 /// between mount and remount cannot leave it read-write).
 fn bind_mount(src: &Path, target: &OwnedFd, p: &Parsed, shown: &str) -> Result<OwnedFd> {
+    let mnt = detached_bind(src, p, shown)?;
+    newmount::attach(mnt.as_fd(), target.as_fd()).ctx(|| format!("{shown}: move_mount"))?;
+    Ok(mnt)
+}
+
+/// The detached clone of a bind, with its flags and attributes.
+pub(super) fn detached_bind(src: &Path, p: &Parsed, shown: &str) -> Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
     let rec = p.flags.contains(MsFlags::MS_REC);
     let extra = p.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
@@ -204,14 +263,13 @@ fn bind_mount(src: &Path, target: &OwnedFd, p: &Parsed, shown: &str) -> Result<O
     let mnt = newmount::clone_path(&c, rec).ctx(|| format!("{shown}: open_tree"))?;
     fdmount::set_flags(mnt.as_fd(), extra, cleared, shown)?;
     fdmount::set_attrs(mnt.as_fd(), &p.attrs, &p.rec, shown)?;
-    newmount::attach(mnt.as_fd(), target.as_fd()).ctx(|| format!("{shown}: move_mount"))?;
     Ok(mnt)
 }
 
 /// A bind takes no filesystem data: an option left over is one skiff does
 /// not know, refused by name (runtime-spec: "MUST generate an error"; runc
 /// 1.1.5 passes it to mount(2) as data, which a bind ignores).
-fn refuse_bind_data(p: &Parsed, shown: &str) -> Result<()> {
+pub(super) fn refuse_bind_data(p: &Parsed, shown: &str) -> Result<()> {
     match p.data.split(',').find(|o| !o.is_empty()) {
         None => Ok(()),
         Some(o) => {

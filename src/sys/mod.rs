@@ -13,6 +13,7 @@ pub mod exe;
 pub mod net;
 pub mod procfs;
 pub mod task;
+pub mod userns;
 
 /// fork(2) with CLONE_PARENT: the child becomes our sibling, a child of the
 /// `create`/`run` process, so that process can wait for the container's init

@@ -30,6 +30,9 @@ pub const MOUNT_ATTR_NOATIME: libc::c_uint = 0x10;
 pub const MOUNT_ATTR_STRICTATIME: libc::c_uint = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: libc::c_uint = 0x80;
 pub const MOUNT_ATTR_NOSYMFOLLOW: libc::c_uint = 0x0020_0000;
+/// Set with a user namespace fd: the mount shows the ids of its files
+/// through that namespace's mappings (idmapped mounts, Linux 5.12).
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// struct mount_attr of mount_setattr(2).
 #[repr(C)]
@@ -163,6 +166,40 @@ pub fn set_attrs(
     }
     // SAFETY: `attr` is a valid struct mount_attr of the size passed, and the
     // empty path with AT_EMPTY_PATH names `fd` itself.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// MOUNT_ATTR_IDMAP with the user namespace `userns` on the detached tree
+/// `fd` (its root mount alone, or every mount of it when `recursive`). The
+/// kernel allows it only before the tree is attached, to a caller that holds
+/// CAP_SYS_ADMIN over the filesystem's user namespace and over `userns`.
+pub fn set_idmap(fd: BorrowedFd, recursive: bool, userns: BorrowedFd) -> std::io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let mut flags = AT_EMPTY_PATH;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: `attr` is a valid struct mount_attr of the size passed, the
+    // empty path with AT_EMPTY_PATH names `fd` itself, and `userns` stays
+    // open for the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,

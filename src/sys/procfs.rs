@@ -160,6 +160,45 @@ pub fn write_thread_self(rel: &str, data: &[u8]) -> Result<()> {
     })
 }
 
+/// nsfs, the filesystem of namespace files.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// Open `/proc/<pid>/ns/<name>` (our own with `pid` None) as a namespace
+/// handle, for setns(2) or mount_setattr's userns_fd. The `ns` directory is
+/// reached through the checked walk; its entry is a magic link, which that
+/// walk refuses, so it alone is followed, from the directory fd (nothing to
+/// redirect in a procfs instance of our own). Refused unless it is an nsfs
+/// file.
+pub fn open_ns(pid: Option<i32>, name: &str) -> Result<OwnedFd> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        bail!("invalid namespace name {name:?}");
+    }
+    with_root(|root| {
+        let base = match pid {
+            Some(p) if p > 0 => p.to_string(),
+            Some(p) => bail!("invalid pid {p} for its {name} namespace"),
+            None => link(root, "self")?,
+        };
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(resolve_flags());
+        let dir = openat2(root, format!("{base}/ns").as_str(), how)
+            .ctx(|| format!("open /proc/{base}/ns"))?;
+        let fd = nix::fcntl::openat(
+            dir.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ctx(|| format!("open /proc/{base}/ns/{name}"))?;
+        let sfs = fstatfs(&fd).ctx(|| format!("statfs /proc/{base}/ns/{name}"))?;
+        if sfs.filesystem_type().0 as i64 != NSFS_MAGIC {
+            bail!("/proc/{base}/ns/{name} is not a namespace file");
+        }
+        Ok(fd)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
