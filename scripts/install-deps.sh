@@ -11,7 +11,9 @@ set -eu
 # runc, crun: differential tests and benchmarks compare against them.
 # hyperfine, time (GNU time, for peak RSS), strace: scripts/bench.sh, debugging.
 # python3: mkbundle.sh and bench.sh use it for JSON.
-PACKAGES="libseccomp-dev pkg-config gcc libc6-dev busybox-static runc crun hyperfine time strace python3"
+# uidmap: newuidmap/newgidmap, which rootless containers with more than one
+#   id mapped need (integration/rootless.rs).
+PACKAGES="libseccomp-dev pkg-config gcc libc6-dev busybox-static runc crun hyperfine time strace python3 uidmap"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -22,6 +22,7 @@ pub mod devices_bpf;
 mod files;
 mod layout;
 mod path;
+pub mod rootless;
 pub mod stats;
 mod systemd;
 mod v1;

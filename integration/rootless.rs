@@ -1,0 +1,428 @@
+//! Rootless mode (issue 14): skiff run by a user who is not root, with a
+//! config from `skiff spec --rootless`, compared with runc 1.1.5 run by the
+//! same user on the same bundle.
+//!
+//! The tests make a system user `skiff-rootless-it` with subordinate id
+//! ranges (for newuidmap/newgidmap, Debian's `uidmap`, which `make deps`
+//! installs) and run every command as that user with `setpriv`.
+
+use crate::support::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const USER: &str = "skiff-rootless-it";
+/// The subordinate range the tests give the user when it has none.
+const SUB_START: u32 = 1_410_000;
+const SUB_COUNT: u32 = 65536;
+
+struct TestUser {
+    uid: u32,
+    gid: u32,
+    sub_uid: u32,
+    sub_gid: u32,
+}
+
+fn id_of(flag: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, USER]).output().ok()?;
+    text(&out.stdout).trim().parse().ok()
+}
+
+/// The start of `USER`'s range in /etc/subuid or /etc/subgid, added if missing.
+fn sub_range(file: &str) -> u32 {
+    let have = fs::read_to_string(file).unwrap_or_default();
+    if let Some(start) = have.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() == 3 && f[0] == USER).then(|| f[1].parse().ok())?
+    }) {
+        return start;
+    }
+    let mut text = have;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("{USER}:{SUB_START}:{SUB_COUNT}\n"));
+    fs::write(file, text).unwrap_or_else(|e| panic!("write {file}: {e}"));
+    SUB_START
+}
+
+/// The test user, made once per test run; panics (never skips) when it
+/// cannot be had, since every rootless test needs it.
+fn user() -> &'static TestUser {
+    static U: OnceLock<TestUser> = OnceLock::new();
+    U.get_or_init(|| {
+        if id_of("-u").is_none() {
+            let out = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    USER,
+                ])
+                .output()
+                .expect("run useradd");
+            assert!(
+                out.status.success(),
+                "useradd {USER}: {}",
+                text(&out.stderr)
+            );
+        }
+        for helper in ["/usr/bin/newuidmap", "/usr/bin/newgidmap"] {
+            assert!(
+                Path::new(helper).exists(),
+                "{helper} missing: install uidmap (make deps)"
+            );
+        }
+        TestUser {
+            uid: id_of("-u").expect("uid of the test user"),
+            gid: id_of("-g").expect("gid of the test user"),
+            sub_uid: sub_range("/etc/subuid"),
+            sub_gid: sub_range("/etc/subgid"),
+        }
+    })
+}
+
+/// A runtime binary run as the test user, with a private XDG_RUNTIME_DIR (so
+/// skiff's default `--root` is `$XDG_RUNTIME_DIR/skiff`, runc's
+/// `$XDG_RUNTIME_DIR/runc`), and the containers it made force-deleted on drop.
+struct AsUser {
+    bin: PathBuf,
+    dir: PathBuf,
+    xdg: PathBuf,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+impl AsUser {
+    fn new(bin: &Path) -> AsUser {
+        let u = user();
+        let dir = PathBuf::from("/tmp").join(unique("skiff-rl"));
+        fs::create_dir(&dir).expect("mkdir scratch");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod scratch");
+        // A copy the user can reach whatever the checkout's permissions.
+        let copy = dir.join(bin.file_name().expect("binary name"));
+        fs::copy(bin, &copy).expect("copy runtime binary");
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod binary");
+        let xdg = dir.join("xdg");
+        fs::create_dir(&xdg).expect("mkdir xdg");
+        std::os::unix::fs::chown(&xdg, Some(u.uid), Some(u.gid)).expect("chown xdg");
+        fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).expect("chmod xdg");
+        AsUser {
+            bin: copy,
+            dir,
+            xdg,
+            ids: Default::default(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let u = user();
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", u.uid))
+            .arg(format!("--regid={}", u.gid))
+            .arg("--clear-groups")
+            .arg("--")
+            .arg("env")
+            .arg("-i")
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .arg(format!("USER={USER}"))
+            .arg(format!("XDG_RUNTIME_DIR={}", self.xdg.display()))
+            .arg(&self.bin)
+            .args(args)
+            .current_dir("/");
+        cmd
+    }
+
+    /// Output through files, not pipes: `create` leaves init holding its
+    /// stdio until `start`, so a pipe would not see EOF (compat.md's go-runc
+    /// hang).
+    fn run(&self, args: &[&str]) -> Output {
+        let n = unique("io");
+        let (out_path, err_path) = (
+            self.dir.join(format!("{n}.out")),
+            self.dir.join(format!("{n}.err")),
+        );
+        let status = self
+            .command(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(fs::File::create(&out_path).expect("create stdout file"))
+            .stderr(fs::File::create(&err_path).expect("create stderr file"))
+            .status()
+            .expect("run as the test user");
+        Output {
+            status,
+            stdout: fs::read(&out_path).unwrap_or_default(),
+            stderr: fs::read(&err_path).unwrap_or_default(),
+        }
+    }
+
+    fn new_id(&self) -> String {
+        let id = unique("skiffrl");
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+}
+
+impl Drop for AsUser {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self.run(&["delete", "--force", id]);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `spec --rootless` as written by `rt` run as the test user, with `args`.
+fn rootless_config(rt: &AsUser, args: &[&str]) -> Value {
+    let out_dir = rt.dir.join(unique("spec"));
+    fs::create_dir(&out_dir).expect("mkdir spec dir");
+    let u = user();
+    std::os::unix::fs::chown(&out_dir, Some(u.uid), Some(u.gid)).expect("chown spec dir");
+    let dir = out_dir.to_str().expect("utf-8");
+    let out = rt.run(&["spec", "--rootless", "--bundle", dir]);
+    assert!(
+        out.status.success(),
+        "spec --rootless: {}",
+        text(&out.stderr)
+    );
+    let mut c: Value =
+        serde_json::from_str(&fs::read_to_string(out_dir.join("config.json")).expect("read spec"))
+            .expect("parse spec");
+    c["process"]["terminal"] = json!(false);
+    c["process"]["args"] = json!(args);
+    c
+}
+
+fn bundle_with(config: Value) -> Bundle {
+    let mut b = Bundle::new();
+    *b.config_mut() = config;
+    b.flush();
+    b
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn runc_bin() -> Option<PathBuf> {
+    Runtime::runc().map(|r| r.bin().to_path_buf())
+}
+
+/// The lifecycle as the user: root of the container is the user on the host,
+/// state under $XDG_RUNTIME_DIR/skiff, exec, ps, kill, delete; no cgroup made
+/// (this user may write none); nothing left. runc 1.1.5 maps the same.
+#[test]
+fn lifecycle_as_an_unprivileged_user() {
+    if skip_unless_root() {
+        return;
+    }
+    let u = user();
+    let want_map = format!("0 {} 1", u.uid);
+    let mut runtimes = vec![("skiff", AsUser::new(&skiff_bin()))];
+    if let Some(r) = runc_bin() {
+        runtimes.push(("runc", AsUser::new(&r)));
+    }
+    for (name, rt) in &runtimes {
+        let config = rootless_config(rt, &["sh", "-c", "id -u; cat /proc/self/uid_map"]);
+        let b = bundle_with(config);
+        let id = rt.new_id();
+        let out = ok(&rt.run(&["run", "--bundle", b.path_str(), &id]), name);
+        let words: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(words.first(), Some(&"0"), "{name}: {out}");
+        assert_eq!(words[1..].join(" "), want_map, "{name}: {out}");
+    }
+    // The detached lifecycle, skiff alone from here (runc's own is above).
+    let rt = &runtimes[0].1;
+    let b = bundle_with(rootless_config(rt, &["sleep", "60"]));
+    let id = rt.new_id();
+    let out = rt.run(&["create", "--bundle", b.path_str(), &id]);
+    ok(&out, "create");
+    let state_dir = rt.xdg.join("skiff").join(&id);
+    let meta = fs::metadata(&state_dir).expect("state under $XDG_RUNTIME_DIR/skiff");
+    assert_eq!(meta.uid(), u.uid, "state dir owner");
+    ok(&rt.run(&["start", &id]), "start");
+    let state: Value = serde_json::from_str(&ok(&rt.run(&["state", &id]), "state")).expect("json");
+    assert_eq!(state["status"], "running");
+    let pid = state["pid"].as_i64().expect("pid");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("init status");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains(&u.uid.to_string())),
+        "init runs as the user on the host: {status}"
+    );
+    assert_eq!(ok(&rt.run(&["exec", &id, "id", "-u"]), "exec").trim(), "0");
+    let ps = ok(&rt.run(&["ps", "--format", "json", &id]), "ps");
+    assert!(ps.contains(&pid.to_string()), "ps lists init {pid}: {ps}");
+    assert!(cgroup_dirs_for(&id).is_empty(), "no cgroup for {id}");
+    ok(&rt.run(&["kill", &id, "KILL"]), "kill");
+    rt.run(&["delete", "--force", &id]);
+    assert!(
+        !state_dir.exists(),
+        "state dir left: {}",
+        state_dir.display()
+    );
+    assert_no_leaks(&id, &rt.xdg.join("skiff"), b.path());
+}
+
+/// More than the user's own id: newuidmap/newgidmap write the ranges from
+/// /etc/subuid and /etc/subgid, as runc does.
+#[test]
+fn subordinate_ranges_through_newuidmap() {
+    if skip_unless_root() {
+        return;
+    }
+    let u = user();
+    let mut runtimes = vec![("skiff", AsUser::new(&skiff_bin()))];
+    if let Some(r) = runc_bin() {
+        runtimes.push(("runc", AsUser::new(&r)));
+    }
+    for (name, rt) in &runtimes {
+        let mut c = rootless_config(
+            rt,
+            &[
+                "sh",
+                "-c",
+                "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g",
+            ],
+        );
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": u.uid, "size": 1},
+            {"containerID": 1, "hostID": u.sub_uid, "size": 65536}
+        ]);
+        c["linux"]["gidMappings"] = json!([
+            {"containerID": 0, "hostID": u.gid, "size": 1},
+            {"containerID": 1, "hostID": u.sub_gid, "size": 65536}
+        ]);
+        let b = bundle_with(c);
+        let id = rt.new_id();
+        let out = ok(&rt.run(&["run", "--bundle", b.path_str(), &id]), name);
+        let lines: Vec<String> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                format!("0 {} 1", u.uid),
+                format!("1 {} 65536", u.sub_uid),
+                format!("0 {} 1", u.gid),
+                format!("1 {} 65536", u.sub_gid),
+                "1000".to_string(),
+                "1000".to_string(),
+            ],
+            "{name}"
+        );
+    }
+}
+
+/// A directory the user owns on the host, bound into the container: root in
+/// the container owns it and may write it; the file is the user's on the host.
+#[test]
+fn bind_mount_of_a_user_owned_directory() {
+    if skip_unless_root() {
+        return;
+    }
+    let u = user();
+    let rt = AsUser::new(&skiff_bin());
+    let shared = rt.dir.join("shared");
+    fs::create_dir(&shared).expect("mkdir shared");
+    std::os::unix::fs::chown(&shared, Some(u.uid), Some(u.gid)).expect("chown shared");
+    let mut c = rootless_config(&rt, &["sh", "-c", "stat -c %u:%g /mnt && echo hi >/mnt/f"]);
+    c["mounts"].as_array_mut().expect("mounts").push(json!({
+        "destination": "/mnt", "type": "bind", "source": shared,
+        "options": ["rbind", "rw"]
+    }));
+    let b = bundle_with(c);
+    // The mount point exists, as in a user's own image: the user may not
+    // create it in this root-owned rootfs.
+    fs::create_dir(b.rootfs().join("mnt")).expect("mkdir rootfs/mnt");
+    let id = rt.new_id();
+    let out = ok(&rt.run(&["run", "--bundle", b.path_str(), &id]), "run");
+    assert_eq!(out.trim(), "0:0");
+    let meta = fs::metadata(shared.join("f")).expect("file written in the container");
+    assert_eq!((meta.uid(), meta.gid()), (u.uid, u.gid));
+}
+
+/// A limit this user cannot set is an error that names it, as runc's "cannot
+/// set ... limit: container could not join or create cgroup"; nothing left.
+#[test]
+fn limit_without_a_writable_cgroup_is_an_error() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut runtimes = vec![("skiff", AsUser::new(&skiff_bin()))];
+    if let Some(r) = runc_bin() {
+        runtimes.push(("runc", AsUser::new(&r)));
+    }
+    for (name, rt) in &runtimes {
+        let mut c = rootless_config(rt, &["true"]);
+        c["linux"]["resources"] = json!({"pids": {"limit": 10}});
+        let b = bundle_with(c);
+        let id = rt.new_id();
+        let out = rt.run(&["run", "--bundle", b.path_str(), &id]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("pids") && err.contains("cgroup"),
+            "{name} names the limit and the cgroup: {err}"
+        );
+        let root = rt.xdg.join(if *name == "skiff" { "skiff" } else { "runc" });
+        assert!(!root.join(&id).exists(), "{name}: state left");
+    }
+}
+
+/// Another user's containers: a user cannot read or signal root's.
+#[test]
+fn another_users_container_is_refused() {
+    if skip_unless_root() {
+        return;
+    }
+    let root_rt = Runtime::skiff();
+    let mut b = Bundle::new();
+    b.config_mut()["process"]["args"] = json!(["sleep", "60"]);
+    let id = root_rt.new_id();
+    let out = root_rt.create(&id, &b);
+    assert!(
+        out.status.success(),
+        "create as root: {}",
+        text(&out.stderr)
+    );
+    let rt = AsUser::new(&skiff_bin());
+    let root_dir = root_rt.root().to_str().expect("utf-8").to_string();
+    for args in [
+        vec!["state", id.as_str()],
+        vec!["kill", id.as_str(), "KILL"],
+    ] {
+        let mut full = vec!["--root", root_dir.as_str()];
+        full.extend(args.iter().copied());
+        let out = rt.run(&full);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("ermission denied"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        root_rt.state(&id)["status"],
+        "created",
+        "root's container untouched"
+    );
+}
