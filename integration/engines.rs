@@ -37,7 +37,7 @@ fn scripts() -> PathBuf {
 
 /// Installs `pkgs` when missing. False, after saying why, when they cannot be
 /// installed (then the test is skipped); any other failure fails the test.
-fn ensure_packages(pkgs: &[&str]) -> bool {
+pub(crate) fn ensure_packages(pkgs: &[&str]) -> bool {
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let status = Command::new(scripts().join("ensure-packages.sh"))
         .args(pkgs)

@@ -426,3 +426,139 @@ fn another_users_container_is_refused() {
         "root's container untouched"
     );
 }
+
+/// Rootless podman as the user, with skiff as its runtime (podman calls it as
+/// root of podman's user namespace, so `--rootless auto` applies there too):
+/// run with an exit code, exec, exec -t, stop by SIGTERM, rm; nothing of
+/// skiff's left under the user's $XDG_RUNTIME_DIR/skiff.
+#[test]
+fn rootless_podman_runs_execs_stops_and_removes_with_skiff() {
+    if skip_unless_root() || !crate::engines::ensure_packages(&["podman"]) {
+        return;
+    }
+    let u = user();
+    let rt = AsUser::new(&skiff_bin());
+    let home = rt.dir.join("home");
+    fs::create_dir(&home).expect("mkdir home");
+    // The image: a busybox rootfs as a tarball the user can read.
+    let b = Bundle::new();
+    let tar = rt.dir.join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(b.rootfs())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success(), "tar of the rootfs");
+    // No network (no slirp4netns/pasta needed), the file event logger, vfs
+    // storage in the scratch directory; cgroupfs, since this user has no
+    // systemd session.
+    let conf = rt.dir.join("containers.conf");
+    fs::write(
+        &conf,
+        "[containers]\nnetns = \"none\"\n[engine]\nevents_logger = \"file\"\ncgroup_manager = \"cgroupfs\"\n",
+    )
+    .expect("write containers.conf");
+    let storage = rt.dir.join("storage.conf");
+    fs::write(
+        &storage,
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            rt.dir.join("graph").display(),
+            rt.dir.join("run").display()
+        ),
+    )
+    .expect("write storage.conf");
+    for p in [&home, &tar] {
+        std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).expect("chown");
+    }
+    let podman_line = |args: &str| {
+        format!(
+            "HOME={home} XDG_RUNTIME_DIR={xdg} CONTAINERS_CONF={conf} CONTAINERS_STORAGE_CONF={storage} \
+             podman --runtime {skiff} {args}",
+            home = home.display(),
+            xdg = rt.xdg.display(),
+            conf = conf.display(),
+            storage = storage.display(),
+            skiff = rt.bin.display(),
+        )
+    };
+    let sh = |line: &str| -> Output {
+        let n = unique("pm");
+        let (o, e) = (
+            rt.dir.join(format!("{n}.out")),
+            rt.dir.join(format!("{n}.err")),
+        );
+        let status = Command::new("setpriv")
+            .arg(format!("--reuid={}", u.uid))
+            .arg(format!("--regid={}", u.gid))
+            .arg("--init-groups")
+            .args(["--", "sh", "-c", line])
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .stdout(fs::File::create(&o).expect("stdout file"))
+            .stderr(fs::File::create(&e).expect("stderr file"))
+            .status()
+            .expect("sh as the user");
+        Output {
+            status,
+            stdout: fs::read(&o).unwrap_or_default(),
+            stderr: fs::read(&e).unwrap_or_default(),
+        }
+    };
+    let expect = |line: &str, code: i32, has: &str| {
+        let out = sh(&podman_line(line));
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "podman {line}: {all}");
+        assert!(all.contains(has), "podman {line}: want {has:?} in {all}");
+        text(&out.stdout)
+    };
+    expect(&format!("import {} skiff-rl-bb", tar.display()), 0, "");
+    expect(
+        "run --rm skiff-rl-bb sh -c 'cat /proc/self/uid_map; exit 5'",
+        5,
+        &format!("{}", u.uid),
+    );
+    expect(
+        "run -d --name rl-long skiff-rl-bb sh -c \"trap 'exit 0' TERM; while :; do sleep 0.1; done\"",
+        0,
+        "",
+    );
+    // skiff made the container: its state is in the user's skiff root.
+    let skiff_root = rt.xdg.join("skiff");
+    let states: Vec<_> = fs::read_dir(&skiff_root)
+        .map(|d| d.filter_map(|e| e.ok()).collect())
+        .unwrap_or_default();
+    assert_eq!(states.len(), 1, "one container in {}", skiff_root.display());
+    expect("exec rl-long sh -c 'echo in-exec; exit 3'", 3, "in-exec");
+    let tty = sh(&format!(
+        "script -qec {} /dev/null",
+        shell_quote(&podman_line("exec -t rl-long tty"))
+    ));
+    assert!(
+        text(&tty.stdout).contains("/dev/pts/"),
+        "exec -t: {}{}",
+        text(&tty.stdout),
+        text(&tty.stderr)
+    );
+    let t = std::time::Instant::now();
+    expect("stop -t 20 rl-long", 0, "rl-long");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(15),
+        "SIGTERM was not delivered"
+    );
+    expect("rm rl-long", 0, "rl-long");
+    let left = expect("ps -aq", 0, "");
+    assert!(left.trim().is_empty(), "containers left: {left}");
+    let left: Vec<_> = fs::read_dir(&skiff_root)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "skiff state left: {left:?}");
+    let _ = sh(&podman_line("rmi -a -f"));
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
