@@ -562,3 +562,149 @@ fn rootless_podman_runs_execs_stops_and_removes_with_skiff() {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
+
+/// Where systemd is PID 1 on cgroup v2 (the VM lane's guest): the user's own
+/// systemd instance (a lingering session, with memory and pids delegated as
+/// systemd 252+ does for user@.service) makes the container a scope under it
+/// with the limits as properties. runc's rule for the path (runc 1.1+,
+/// libcontainer/cgroups/systemd, rootless): the manager's ControlGroup, then
+/// the slice (default user.slice), then `runc-<id>.scope`.
+#[test]
+fn systemd_user_scope_gets_the_limits() {
+    if skip_unless_root() {
+        return;
+    }
+    if !Path::new("/run/systemd/system").is_dir()
+        || !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    {
+        eprintln!(
+            "skipping rootless::systemd_user_scope_gets_the_limits: needs systemd as PID 1 on cgroup v2 (the VM lane runs it)"
+        );
+        return;
+    }
+    let u = user();
+    let linger = |on: bool| {
+        let st = Command::new("loginctl")
+            .arg(if on {
+                "enable-linger"
+            } else {
+                "disable-linger"
+            })
+            .arg(USER)
+            .status()
+            .expect("loginctl");
+        assert!(st.success(), "loginctl linger {on}");
+    };
+    linger(true);
+    struct Unlinger;
+    impl Drop for Unlinger {
+        fn drop(&mut self) {
+            let _ = Command::new("loginctl")
+                .args(["disable-linger", USER])
+                .status();
+        }
+    }
+    let _unlinger = Unlinger;
+    let xdg = PathBuf::from(format!("/run/user/{}", u.uid));
+    let private = xdg.join("systemd/private");
+    let t = std::time::Instant::now();
+    while !private.exists() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(180),
+            "the user's systemd instance did not start ({} missing)",
+            private.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let rt = AsUser::new(&skiff_bin());
+    let root = rt.xdg.join("root");
+    let as_user = |args: &[&str]| -> Output {
+        let mut full = vec!["--root", root.to_str().expect("utf-8"), "--systemd-cgroup"];
+        full.extend_from_slice(args);
+        let mut cmd = rt.command(&full);
+        // `env -i` in rt.command resets the environment: give the bus path there.
+        let argv: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| {
+                if a.starts_with("XDG_RUNTIME_DIR=") {
+                    format!("XDG_RUNTIME_DIR={}", xdg.display())
+                } else {
+                    a
+                }
+            })
+            .collect();
+        let n = unique("su");
+        let (o, e) = (
+            rt.dir.join(format!("{n}.out")),
+            rt.dir.join(format!("{n}.err")),
+        );
+        let status = Command::new("setpriv")
+            .args(&argv)
+            .stdin(std::process::Stdio::null())
+            .stdout(fs::File::create(&o).expect("stdout file"))
+            .stderr(fs::File::create(&e).expect("stderr file"))
+            .status()
+            .expect("run as the user");
+        Output {
+            status,
+            stdout: fs::read(&o).unwrap_or_default(),
+            stderr: fs::read(&e).unwrap_or_default(),
+        }
+    };
+    let mut c = rootless_config(&rt, &["sleep", "60"]);
+    c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
+    let b = bundle_with(c);
+    let id = unique("skiffrl");
+    let out = as_user(&["create", "--bundle", b.path_str(), &id]);
+    ok(&out, "create --systemd-cgroup as the user");
+    let unit = format!("runc-{id}.scope");
+    let dir = PathBuf::from(format!(
+        "/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service/user.slice/{unit}",
+        uid = u.uid
+    ));
+    let read = |f: &str| {
+        fs::read_to_string(dir.join(f))
+            .unwrap_or_else(|e| panic!("{}/{f}: {e}", dir.display()))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("memory.max"), "67108864");
+    assert_eq!(read("pids.max"), "50");
+    let state: Value = serde_json::from_str(&ok(&as_user(&["state", &id]), "state")).expect("json");
+    let pid = state["pid"].as_i64().expect("pid");
+    assert!(
+        read("cgroup.procs").lines().any(|l| l == pid.to_string()),
+        "init in the scope"
+    );
+    let show = Command::new("setpriv")
+        .arg(format!("--reuid={}", u.uid))
+        .arg(format!("--regid={}", u.gid))
+        .arg("--clear-groups")
+        .args(["--", "env", "-i"])
+        .arg(format!("XDG_RUNTIME_DIR={}", xdg.display()))
+        .args([
+            "systemctl",
+            "--user",
+            "show",
+            "-p",
+            "MemoryMax",
+            "-p",
+            "TasksMax",
+            "-p",
+            "Delegate",
+            &unit,
+        ])
+        .output()
+        .expect("systemctl --user show");
+    let props = text(&show.stdout);
+    for want in ["MemoryMax=67108864", "TasksMax=50", "Delegate=yes"] {
+        assert!(
+            props.contains(want),
+            "{want} in {props} {}",
+            text(&show.stderr)
+        );
+    }
+    ok(&as_user(&["delete", "--force", &id]), "delete");
+    assert!(!dir.exists(), "scope cgroup left: {}", dir.display());
+}

@@ -21,13 +21,20 @@ pub fn in_user_namespace() -> bool {
     }
 }
 
+/// Not root, or root of a user namespace that is not the host's: what
+/// cannot be had without the host's root (the system's systemd, device
+/// programs) is then out of reach.
+pub fn is_rootless_euid() -> bool {
+    !nix::unistd::geteuid().is_root() || in_user_namespace()
+}
+
 /// runc's `--rootless` rule: "true" and "false" as given; "auto" (the
 /// default): rootless when not root, or when root of a user namespace.
 pub fn resolve(flag: Option<&str>) -> Result<bool> {
     match flag.unwrap_or("auto") {
         "true" => Ok(true),
         "false" => Ok(false),
-        "auto" => Ok(!nix::unistd::geteuid().is_root() || in_user_namespace()),
+        "auto" => Ok(is_rootless_euid()),
         other => bail!("invalid --rootless value {other:?}: use true, false or auto"),
     }
 }

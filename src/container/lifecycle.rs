@@ -111,7 +111,9 @@ fn rootless_cgroup(
     m: Box<dyn cgroups::Manager>,
     linux: &oci_spec::runtime::Linux,
 ) -> Result<Option<Box<dyn cgroups::Manager>>> {
-    if !g.rootless {
+    // systemd makes a scope's cgroup: the user's own instance for a rootless
+    // container, where anything it cannot do is its error.
+    if !g.rootless || g.systemd_cgroup {
         return Ok(Some(m));
     }
     let explicit = linux.cgroups_path().is_some();
