@@ -18,6 +18,7 @@ mod mounts_parity;
 mod parity;
 mod process;
 mod rootfs;
+mod rootless;
 mod seccomp;
 mod security;
 mod support;

@@ -13,7 +13,9 @@ set -eu
 # python3: mkbundle.sh and bench.sh use it for JSON.
 # protobuf-compiler: the k8s-cri dev-dependency (the CRI tests' client)
 #   compiles Kubernetes' CRI protobuf definitions with protoc.
-PACKAGES="libseccomp-dev pkg-config gcc libc6-dev busybox-static runc crun hyperfine time strace python3 protobuf-compiler"
+# uidmap: newuidmap/newgidmap, which rootless containers with more than one
+#   id mapped need (integration/rootless.rs).
+PACKAGES="libseccomp-dev pkg-config gcc libc6-dev busybox-static runc crun hyperfine time strace python3 protobuf-compiler uidmap"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -9,6 +9,7 @@ mod logging;
 mod namespaces;
 mod process;
 mod rootfs;
+mod rootless;
 mod security;
 mod signal;
 mod spec;

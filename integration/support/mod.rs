@@ -32,7 +32,7 @@ const CGROUP_SEARCH_DEPTH: usize = 4;
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// `<prefix>-<pid>-<n>`: unique within this process and across concurrent ones.
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}-{}-{n}", std::process::id())
 }
@@ -647,7 +647,7 @@ fn mentions_path(line: &str, path: &str) -> bool {
 
 /// Directories named after container `id` (`<id>`, or systemd's `<prefix>-<id>.scope`)
 /// in every cgroup hierarchy under /sys/fs/cgroup.
-fn cgroup_dirs_for(id: &str) -> Vec<PathBuf> {
+pub fn cgroup_dirs_for(id: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, id: &str, scope: &str, depth: usize, found: &mut Vec<PathBuf>) {
         let Ok(entries) = fs::read_dir(dir) else {
             return;

@@ -22,6 +22,7 @@ pub mod devices_bpf;
 mod files;
 mod layout;
 mod path;
+pub mod rootless;
 pub mod stats;
 mod systemd;
 mod v1;
@@ -93,6 +94,9 @@ pub trait Manager {
 /// Build a manager for a new container.
 pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box<dyn Manager>> {
     let layout = layout::get()?;
+    if systemd && crate::rootless::is_rootless_euid() {
+        return user_systemd(layout, cgroups_path, id);
+    }
     let inner = if systemd {
         let inner = path::systemd_inner(cgroups_path, id)?;
         if !path::systemd_running() {
@@ -122,6 +126,37 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
         return Ok(Box::new(systemd::Driver::new(fs, name, id, unified)?));
     }
     fs_manager(layout, dirs, persisted, true)
+}
+
+/// A rootless container under `--systemd-cgroup`: a scope of the user's own
+/// systemd instance, below that instance's cgroup (runc's rule: default
+/// slice "user.slice", e.g. /user.slice/user-1000.slice/user@1000.service/
+/// user.slice/runc-<id>.scope). Only cgroup v2 delegates to a user.
+fn user_systemd(
+    layout: &layout::Layout,
+    cgroups_path: Option<&str>,
+    id: &str,
+) -> Result<Box<dyn Manager>> {
+    if layout.mode != layout::Mode::Unified {
+        bail!("rootless --systemd-cgroup needs a cgroup v2 host: systemd delegates no v1 hierarchy to a user");
+    }
+    let bus = systemd::user_bus()?;
+    let base = bus.manager_cgroup()?;
+    let name = path::systemd_name_in(cgroups_path, id, "user.slice")?;
+    let slice = path::expand_slice(&name.slice)?;
+    let inner = path::Inner::Absolute(
+        format!(
+            "{}/{}/{}",
+            base.trim_end_matches('/'),
+            slice.trim_matches('/'),
+            name.unit
+        )
+        .replace("//", "/"),
+    );
+    let dirs = path::resolve(layout, &inner)?;
+    let persisted = path::encode(&dirs);
+    let fs = fs_manager(layout, dirs, persisted, false)?;
+    Ok(Box::new(systemd::Driver::new_user(fs, name, id, bus)))
 }
 
 /// The cgroupfs manager of `dirs`; `place`: it creates the v2 cgroup itself.

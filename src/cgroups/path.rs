@@ -57,6 +57,16 @@ pub struct SystemdName {
 /// The systemd driver's names: `slice:prefix:name` is unit `<prefix>-<name>.scope`
 /// in `slice` (default `system.slice:runc:<id>`, as runc).
 pub fn systemd_name(cgroups_path: Option<&str>, id: &str) -> Result<SystemdName> {
+    systemd_name_in(cgroups_path, id, "system.slice")
+}
+
+/// As `systemd_name`, with `default_slice` when the path names none (runc:
+/// "user.slice" for a rootless container in the user's systemd instance).
+pub fn systemd_name_in(
+    cgroups_path: Option<&str>,
+    id: &str,
+    default_slice: &str,
+) -> Result<SystemdName> {
     let (slice, prefix, name) = match cgroups_path.filter(|p| !p.is_empty()) {
         None => ("", "runc", id),
         Some(p) => {
@@ -71,7 +81,7 @@ pub fn systemd_name(cgroups_path: Option<&str>, id: &str) -> Result<SystemdName>
         bail!("invalid systemd cgroupsPath {cgroups_path:?}: bad unit name");
     }
     let slice = if slice.is_empty() {
-        "system.slice"
+        default_slice
     } else {
         slice
     };

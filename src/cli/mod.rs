@@ -98,12 +98,16 @@ pub enum Cmd {
 }
 
 impl Cli {
-    pub fn globals(&self) -> Globals {
-        Globals {
-            root: self.root.clone(),
+    pub fn globals(&self) -> Result<Globals> {
+        let root = match crate::rootless::default_root() {
+            Some(xdg) if !self.root_given => xdg,
+            _ => self.root.clone(),
+        };
+        Ok(Globals {
+            root,
             systemd_cgroup: self.systemd_cgroup,
-            rootless: matches!(self.rootless.as_deref(), Some("true")),
-        }
+            rootless: crate::rootless::resolve(self.rootless.as_deref())?,
+        })
     }
 }
 
@@ -120,7 +124,7 @@ pub fn version_text() -> String {
 
 /// Run the chosen command; the result is the process exit status.
 pub fn dispatch(cli: Cli) -> Result<i32> {
-    let g = cli.globals();
+    let g = cli.globals()?;
     let Some(cmd) = cli.cmd else {
         if cli.version {
             out::line(&version_text())?;
@@ -145,7 +149,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Update(a) => update::run(&g, a),
         Cmd::Events(a) => events::run(&g, a),
         Cmd::Features(a) => features::run(&g, a),
-        Cmd::Spec(a) => spec::run(&g, a),
+        // `spec --rootless` writes the rootless config only when asked, as
+        // runc's; the resolved mode (auto) is about how we run.
+        Cmd::Spec(a) => spec::run(a, matches!(cli.rootless.as_deref(), Some("true"))),
         Cmd::Init => crate::process::init::main(),
     }
 }

@@ -1,4 +1,3 @@
-use crate::container::Globals;
 use crate::error::{Context, Result};
 use std::path::PathBuf;
 
@@ -9,12 +8,12 @@ pub struct Args {
     pub bundle: PathBuf,
 }
 
-pub fn run(g: &Globals, a: Args) -> Result<i32> {
+pub fn run(a: Args, rootless: bool) -> Result<i32> {
     let path = a.bundle.join("config.json");
     if path.exists() {
         crate::bail!("File {} exists. Remove it first", path.display());
     }
-    let v = crate::spec::default_spec(g.rootless);
+    let v = crate::spec::default_spec(rootless);
     let text = serde_json::to_string_pretty(&v).ctx(|| "encode spec")?;
     std::fs::write(&path, text + "\n").ctx(|| format!("write {}", path.display()))?;
     Ok(0)

@@ -104,6 +104,23 @@ impl Parent for CreateParent<'_> {
     }
 }
 
+/// A rootless container keeps its cgroup only where the user may write it
+/// (cgroups::rootless); a root one always does.
+fn rootless_cgroup(
+    g: &Globals,
+    m: Box<dyn cgroups::Manager>,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<Option<Box<dyn cgroups::Manager>>> {
+    // systemd makes a scope's cgroup: the user's own instance for a rootless
+    // container, where anything it cannot do is its error.
+    if !g.rootless || g.systemd_cgroup {
+        return Ok(Some(m));
+    }
+    let explicit = linux.cgroups_path().is_some();
+    let usable = cgroups::rootless::usable(m.as_ref(), explicit, linux.resources().as_ref())?;
+    Ok(usable.then_some(m))
+}
+
 pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     store::validate_id(id)?;
     launch::check_preserve_fds(o.preserve_fds)?;
@@ -135,8 +152,9 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         g.systemd_cgroup,
     )
     .and_then(|m| m.check_unused().map(|()| m))
+    .and_then(|m| rootless_cgroup(g, m, &linux))
     {
-        Ok(m) => Some(m),
+        Ok(m) => m,
         // Nothing of ours to undo yet: an in-use cgroup is someone else's.
         Err(e) => {
             let _ = st.remove(id);

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 fn cgroup_of(c: &Container) -> Result<Box<dyn Manager>> {
     if c.state.cgroup_path.is_empty() {
-        bail!("container {} has no cgroup", c.id());
+        bail!(
+            "container {} has no cgroup (a rootless container whose cgroups this user may not write): it cannot be paused, resumed, updated or measured",
+            c.id()
+        );
     }
     crate::cgroups::load(&c.state.cgroup_path, c.state.systemd_cgroup)
 }
@@ -129,6 +132,9 @@ fn upsert(slot: &mut Value, new: &Value, keys: &[&str]) {
 /// Host PIDs of every process in the container's cgroup.
 pub fn pids(g: &Globals, id: &str) -> Result<Vec<i32>> {
     let c = Container::load(g, id)?;
+    if c.state.cgroup_path.is_empty() && c.status != Status::Stopped {
+        return pids_in_pid_namespace(c.id(), c.state.pid);
+    }
     let cg = cgroup_of(&c)?;
     match cg.pids() {
         Ok(p) => Ok(p),
@@ -136,6 +142,25 @@ pub fn pids(g: &Globals, id: &str) -> Result<Vec<i32>> {
         Err(_) if c.status == Status::Stopped => Ok(Vec::new()),
         Err(e) => Err(e),
     }
+}
+
+/// A container without a cgroup (rootless): its processes are those in its
+/// init's PID namespace, when that is not ours.
+fn pids_in_pid_namespace(id: &str, init: i32) -> Result<Vec<i32>> {
+    let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let theirs = ns_of(&init.to_string()).ok_or_else(|| {
+        crate::error::Error::new(format!("container {id}: read /proc/{init}/ns/pid"))
+    })?;
+    if Some(&theirs) == ns_of("self").as_ref() {
+        bail!("container {id} has no cgroup and shares this PID namespace: its processes cannot be told apart");
+    }
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .ctx(|| "read /proc")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| ns_of(&p.to_string()).as_ref() == Some(&theirs))
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
 }
 
 /// runc's event object, fields in its order: {"type", "id", "data"}.

@@ -89,9 +89,23 @@ fn stage1(ch: &Channel) -> Result<Never> {
     let idmapped = prepare_idmapped(&cfg, &plan)?;
     namespaces::join(&plan.join)?;
     if plan.new_user {
+        // Read before the unshare: afterwards our ids are unmapped (65534).
+        let rootless_parent = !nix::unistd::geteuid().is_root();
         unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare user namespace")?;
+        // The /proc/<pid> files of a non-dumpable process belong to root, so
+        // a parent that is not root can write our maps only while we are
+        // dumpable (runc's stage 1 does the same). We are in no namespace of
+        // the container yet but this new, still empty user namespace, and
+        // its only possible ptracer is our own parent's user.
+        if rootless_parent {
+            sys::set_dumpable_for_maps()?;
+        }
         ch.send(&FromInit::NeedMaps)?;
-        match recv_next(ch, &mut in_cgroups)? {
+        let reply = recv_next(ch, &mut in_cgroups);
+        if rootless_parent {
+            sys::set_non_dumpable()?;
+        }
+        match reply? {
             ToInit::MapsWritten => {}
             other => bail!("init: expected maps, got {other:?}"),
         }

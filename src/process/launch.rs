@@ -238,5 +238,9 @@ fn write_maps(spec: &Spec, pid: i32) -> Result<()> {
     let linux = spec.linux().clone().unwrap_or_default();
     let uids = linux.uid_mappings().clone().unwrap_or_default();
     let gids = linux.gid_mappings().clone().unwrap_or_default();
-    namespaces::write_id_maps(pid, &uids, &gids)
+    if nix::unistd::geteuid().is_root() {
+        namespaces::write_id_maps(pid, &uids, &gids)
+    } else {
+        crate::rootless::write_id_maps(pid, &uids, &gids)
+    }
 }

@@ -257,6 +257,11 @@ fn fd_gaps(keep_below: RawFd, keep: &[RawFd]) -> Vec<(u32, u32)> {
 /// ptrace_may_access refuses every process without CAP_SYS_PTRACE, so nothing in
 /// the container can open our fds or attach to us. execve of the user's
 /// program makes it dumpable again, as any exec does.
+/// Dumpable again, only while an unprivileged parent writes our uid/gid maps.
+pub fn set_dumpable_for_maps() -> Result<()> {
+    nix::sys::prctl::set_dumpable(true).ctx(|| "prctl(PR_SET_DUMPABLE, 1) for the id maps")
+}
+
 pub fn set_non_dumpable() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")
 }

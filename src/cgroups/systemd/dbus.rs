@@ -50,6 +50,51 @@ fn to_dbus(props: &Props) -> Vec<(&'static str, Value<'static>)> {
 }
 
 impl Systemd {
+    /// The user's own systemd instance (rootless): its session bus, else its
+    /// private socket in $XDG_RUNTIME_DIR/systemd (there without a bus
+    /// daemon, as go-systemd falls back).
+    pub fn connect_user() -> Result<Systemd> {
+        let bus = match Connection::session() {
+            Ok(conn) => return Ok(Systemd { conn }),
+            Err(e) => e,
+        };
+        let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) else {
+            bail!("rootless --systemd-cgroup: cannot reach your systemd instance: session bus: {bus}; and XDG_RUNTIME_DIR is not set");
+        };
+        let private = format!(
+            "unix:path={}/systemd/private",
+            std::path::Path::new(&xdg).display()
+        );
+        match zbus::blocking::connection::Builder::address(private.as_str())
+            .and_then(|b| b.p2p().build())
+        {
+            Ok(conn) => Ok(Systemd { conn }),
+            Err(p) => bail!(
+                "rootless --systemd-cgroup: cannot reach your systemd instance over D-Bus: session bus: {bus}; {private}: {p}"
+            ),
+        }
+    }
+
+    /// The manager's own cgroup ("/user.slice/user-1000.slice/user@1000.service"
+    /// for a user's instance): its units' cgroups are below it.
+    pub fn manager_cgroup(&self) -> Result<String> {
+        let reply = self
+            .conn
+            .call_method(
+                Some(DEST),
+                PATH,
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &(MANAGER, "ControlGroup"),
+            )
+            .map_err(|e| Error::new(format!("systemd manager's ControlGroup: {e}")))?;
+        let v: zbus::zvariant::OwnedValue = reply
+            .body()
+            .deserialize()
+            .map_err(|e| Error::new(format!("systemd manager's ControlGroup: {e}")))?;
+        String::try_from(v).map_err(|e| Error::new(format!("systemd manager's ControlGroup: {e}")))
+    }
+
     pub fn connect() -> Result<Systemd> {
         let bus = match Connection::system() {
             Ok(conn) => return Ok(Systemd { conn }),

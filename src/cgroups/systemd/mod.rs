@@ -30,7 +30,14 @@ pub struct Driver {
     /// A fresh driver's unit was started by us: only then is it ours to stop
     /// (a create that met another container's unit must not stop it).
     started: Cell<bool>,
+    /// The user's own systemd instance (rootless), not the system's.
+    user: bool,
     bus: OnceCell<Systemd>,
+}
+
+/// A connection to the user's own systemd instance.
+pub fn user_bus() -> Result<Systemd> {
+    Systemd::connect_user()
 }
 
 impl Driver {
@@ -50,10 +57,32 @@ impl Driver {
             v2,
             fresh: true,
             started: Cell::new(false),
+            user: false,
             bus: OnceCell::new(),
         };
         d.bus()?;
         Ok(d)
+    }
+
+    /// A driver for a new rootless container in the user's instance `bus`
+    /// (cgroup v2 only).
+    pub fn new_user(
+        inner: Box<dyn Manager>,
+        name: super::path::SystemdName,
+        id: &str,
+        bus: Systemd,
+    ) -> Driver {
+        Driver {
+            inner,
+            unit: name.unit,
+            slice: name.slice,
+            id: id.to_string(),
+            v2: true,
+            fresh: true,
+            started: Cell::new(false),
+            user: true,
+            bus: OnceCell::from(bus),
+        }
     }
 
     /// The driver of an existing container: the unit is its cgroup's directory
@@ -75,6 +104,7 @@ impl Driver {
             v2,
             fresh: false,
             started: Cell::new(false),
+            user: crate::rootless::is_rootless_euid(),
             bus: OnceCell::new(),
         }
     }
@@ -83,7 +113,11 @@ impl Driver {
         if let Some(b) = self.bus.get() {
             return Ok(b);
         }
-        let b = Systemd::connect()?;
+        let b = if self.user {
+            Systemd::connect_user()?
+        } else {
+            Systemd::connect()?
+        };
         Ok(self.bus.get_or_init(|| b))
     }
 
@@ -136,11 +170,17 @@ impl Manager for Driver {
 
     fn set(&self, resources: &LinuxResources) -> Result<()> {
         let r = Resources::from_spec(resources)?;
-        let p = if self.v2 {
+        let mut p = if self.v2 {
             props::resources_v2(&r)
         } else {
             props::resources_v1(&r)
         };
+        if self.user {
+            // A user's instance cannot attach device programs (runc sets no
+            // device properties for rootless either): device nodes cannot be
+            // made in a user namespace anyway.
+            p.retain(|(k, _)| !k.starts_with("Device"));
+        }
         self.bus()?.set_properties(&self.unit, &p)?;
         self.inner.set(resources)
     }
