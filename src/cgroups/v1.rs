@@ -214,6 +214,14 @@ impl V1 {
             return Ok(());
         }
         let d = self.need("cpu", "cpu")?;
+        // An idle group refuses shares (EINVAL): leave idle before writing
+        // them; enter it after them, where runc's v1 order (shares first,
+        // idle last) succeeds.
+        let idle = |want: i64| match c.idle {
+            Some(i) if i == want => set(d, "cpu.idle", &i.to_string(), "cpu.idle"),
+            _ => Ok(()),
+        };
+        idle(0)?;
         if let Some(s) = c.shares {
             set(d, "cpu.shares", &s.to_string(), "cpu.shares")?;
         }
@@ -247,10 +255,7 @@ impl V1 {
                 "cpu.realtimeRuntime",
             ),
         )?;
-        if let Some(i) = c.idle {
-            set(d, "cpu.idle", &i.to_string(), "cpu.idle")?;
-        }
-        Ok(())
+        idle(1)
     }
 
     fn set_blkio(&self, r: &Resources) -> Result<()> {
