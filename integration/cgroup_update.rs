@@ -540,7 +540,10 @@ fn unified_and_hugetlb_as_runc() {
             if !out.status.success() {
                 // Hybrid hosts may have hugetlb on cgroup2 only: runc fails too.
                 let e = out.stderr_text();
-                assert!(rt.bin() != skiff.bin() || e.contains("hugepageLimits"), "{e}");
+                assert!(
+                    rt.bin() != skiff.bin() || e.contains("hugepageLimits"),
+                    "{e}"
+                );
                 seen.push(vec!["create failed".to_string()]);
                 continue;
             }
