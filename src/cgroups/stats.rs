@@ -432,8 +432,15 @@ pub fn v2(dir: &Path) -> Stats {
             continue;
         }
         let evs = read(dir, &format!("{p}.events")).unwrap_or_default();
+        // runc 1.4 reports the reservation usage where the kernel has it.
+        let rsvd = format!("{p}.rsvd.current");
+        let usage = if dir.join(&rsvd).exists() {
+            opt_u64(dir, &rsvd)
+        } else {
+            opt_u64(dir, &format!("{p}.current"))
+        };
         let h = Hugetlb {
-            usage: opt_u64(dir, &format!("{p}.current")),
+            usage,
             max: 0,
             failcnt: flat_keyed(&evs)
                 .find(|(k, _)| *k == "max")
