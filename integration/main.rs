@@ -5,6 +5,7 @@
 
 mod attacks_ops;
 mod attacks_rootfs;
+mod cgroup_update;
 mod cgroups;
 mod cri;
 mod differential;

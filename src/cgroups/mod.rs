@@ -19,6 +19,7 @@ pub(crate) mod config;
 pub use config::for_create as resources_for_create;
 mod convert;
 pub mod devices_bpf;
+mod devices_v1;
 mod files;
 mod layout;
 mod path;

@@ -74,12 +74,46 @@ pub struct Throttling {
     pub throttled_time: u64,
 }
 
+/// runc's CPUSet: the lists are omitted when empty, the flags are always
+/// printed (zero on v2, where runc reads no cpuset files).
 #[derive(Serialize, Default, Debug)]
 pub struct CpuSet {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cpus: Vec<u16>,
+    pub cpu_exclusive: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mems: Vec<u16>,
+    pub mem_hardwall: u64,
+    pub mem_exclusive: u64,
+    pub memory_migrate: u64,
+    pub memory_spread_page: u64,
+    pub memory_spread_slab: u64,
+    pub memory_pressure: u64,
+    pub sched_load_balance: u64,
+    pub sched_relax_domain_level: i64,
+}
+
+impl CpuSet {
+    /// A v1 cpuset directory's lists and flags (cpuset.<name> files).
+    fn v1(dir: &Path) -> CpuSet {
+        let n = |f: &str| opt_u64(dir, &format!("cpuset.{f}"));
+        CpuSet {
+            cpus: parse_list(&read(dir, "cpuset.cpus").unwrap_or_default()),
+            cpu_exclusive: n("cpu_exclusive"),
+            mems: parse_list(&read(dir, "cpuset.mems").unwrap_or_default()),
+            mem_hardwall: n("mem_hardwall"),
+            mem_exclusive: n("mem_exclusive"),
+            memory_migrate: n("memory_migrate"),
+            memory_spread_page: n("memory_spread_page"),
+            memory_spread_slab: n("memory_spread_slab"),
+            memory_pressure: n("memory_pressure"),
+            sched_load_balance: n("sched_load_balance"),
+            sched_relax_domain_level: read(dir, "cpuset.sched_relax_domain_level")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Serialize, Default, Debug)]
@@ -248,8 +282,7 @@ pub fn v1(d: &V1Dirs) -> Stats {
         }
     }
     if let Some(dir) = d.cpuset {
-        s.cpuset.cpus = parse_list(&read(dir, "cpuset.cpus").unwrap_or_default());
-        s.cpuset.mems = parse_list(&read(dir, "cpuset.mems").unwrap_or_default());
+        s.cpuset = CpuSet::v1(dir);
     }
     if let Some(dir) = d.memory {
         let m = &mut s.memory;
@@ -358,8 +391,6 @@ pub fn v2(dir: &Path) -> Stats {
             _ => {}
         }
     }
-    s.cpuset.cpus = parse_list(&read(dir, "cpuset.cpus.effective").unwrap_or_default());
-    s.cpuset.mems = parse_list(&read(dir, "cpuset.mems.effective").unwrap_or_default());
     let m = &mut s.memory;
     m.raw = flat_keyed(&read(dir, "memory.stat").unwrap_or_default())
         .map(|(k, v)| (k.to_string(), v))
@@ -401,8 +432,15 @@ pub fn v2(dir: &Path) -> Stats {
             continue;
         }
         let evs = read(dir, &format!("{p}.events")).unwrap_or_default();
+        // runc 1.4 reports the reservation usage where the kernel has it.
+        let rsvd = format!("{p}.rsvd.current");
+        let usage = if dir.join(&rsvd).exists() {
+            opt_u64(dir, &rsvd)
+        } else {
+            opt_u64(dir, &format!("{p}.current"))
+        };
         let h = Hugetlb {
-            usage: opt_u64(dir, &format!("{p}.current")),
+            usage,
             max: 0,
             failcnt: flat_keyed(&evs)
                 .find(|(k, _)| *k == "max")
@@ -626,5 +664,14 @@ mod tests {
             serde_json::json!({"limit": 0, "failcnt": 0})
         );
         assert_eq!(j["network_interfaces"], serde_json::Value::Null);
+        // runc's v2 cpuset: no lists, every flag zero.
+        let keys: Vec<&str> = j["cpuset"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), 9, "{keys:?}");
+        assert_eq!(j["cpuset"]["sched_relax_domain_level"], 0);
     }
 }

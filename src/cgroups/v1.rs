@@ -1,7 +1,8 @@
 //! The cgroup v1 manager: one directory per mounted hierarchy (plus, on a
 //! hybrid host, the controller-less cgroup2 tree that systemd-style tools read).
 
-use super::config::{Resources, ThrottleKind};
+use super::config::{DeviceRule, Resources, ThrottleKind};
+use super::devices_v1::Emulator;
 use super::files::{self, field_error, set};
 use super::stats::{self, OomWatch, V1Dirs};
 use super::{CgroupMount, FreezerState, Manager};
@@ -53,15 +54,7 @@ impl V1 {
 
     fn set_resources(&self, r: &Resources) -> Result<()> {
         if let Some(rules) = &r.devices {
-            let d = self.need("devices", "devices")?;
-            for rule in rules {
-                let file = if rule.allow {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                };
-                set(d, file, &rule.v1_line(), "devices")?;
-            }
+            set_devices(self.need("devices", "devices")?, rules)?;
         }
         self.set_cpuset(r)?;
         self.set_memory(r)?;
@@ -214,6 +207,14 @@ impl V1 {
             return Ok(());
         }
         let d = self.need("cpu", "cpu")?;
+        // An idle group refuses shares (EINVAL): leave idle before writing
+        // them; enter it after them, where runc's v1 order (shares first,
+        // idle last) succeeds.
+        let idle = |want: i64| match c.idle {
+            Some(i) if i == want => set(d, "cpu.idle", &i.to_string(), "cpu.idle"),
+            _ => Ok(()),
+        };
+        idle(0)?;
         if let Some(s) = c.shares {
             set(d, "cpu.shares", &s.to_string(), "cpu.shares")?;
         }
@@ -247,10 +248,7 @@ impl V1 {
                 "cpu.realtimeRuntime",
             ),
         )?;
-        if let Some(i) = c.idle {
-            set(d, "cpu.idle", &i.to_string(), "cpu.idle")?;
-        }
-        Ok(())
+        idle(1)
     }
 
     fn set_blkio(&self, r: &Resources) -> Result<()> {
@@ -342,6 +340,37 @@ impl V1 {
             nap = (nap * 2).min(Duration::from_millis(10));
         }
     }
+}
+
+/// Write only the rules between what devices.list shows and what is asked
+/// (see devices_v1), then read the list back: a deny-default cgroup must show
+/// exactly the asked exceptions, as runc checks.
+fn set_devices(d: &Path, rules: &[DeviceRule]) -> Result<()> {
+    let ctx = |e: crate::error::Error| field_error("devices", e);
+    let current = Emulator::from_list(&files::read(d, "devices.list")?).map_err(ctx)?;
+    let target = Emulator::build(rules)?;
+    for rule in current.transition(&target) {
+        let file = if rule.allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        set(d, file, &rule.v1_line(), "devices")?;
+    }
+    let after = Emulator::from_list(&files::read(d, "devices.list")?).map_err(ctx)?;
+    // An allow-default cgroup lists no exceptions: only its mode can be checked.
+    let same = if target.allows_by_default() {
+        after.allows_by_default()
+    } else {
+        after == target
+    };
+    if !same {
+        bail!(
+            "linux.resources.devices: {}/devices.list does not show the requested rules after writing them",
+            d.display()
+        );
+    }
+    Ok(())
 }
 
 fn write_limit(d: &Path, limit: i64) -> Result<()> {

@@ -60,7 +60,8 @@ pub fn update(g: &Globals, id: &str, update: &Value) -> Result<()> {
     let mut linux = spec.linux().clone().unwrap_or_default();
     let current = serde_json::to_value(linux.resources().clone().unwrap_or_default())
         .ctx(|| "encode current resources")?;
-    let merged = merge_resources(current, update);
+    let mut merged = merge_resources(current, update);
+    forget_shares_for_idle(&mut merged, update);
     let mut res: LinuxResources =
         serde_json::from_value(merged).ctx(|| "linux.resources after update")?;
     let devices = res.devices().clone();
@@ -70,6 +71,25 @@ pub fn update(g: &Globals, id: &str, update: &Value) -> Result<()> {
     linux.set_resources(Some(res));
     spec.set_linux(Some(linux));
     c.store.write_json(id, store::CONFIG_FILE, &spec)
+}
+
+/// `cpu.idle` without `cpu.shares` in an update drops the stored shares, as
+/// runc >= 1.2's update does: the kernel refuses a weight (EINVAL) while the
+/// group is idle, and going back to 0 resets the weight to the default, so
+/// writing the old shares around an idle change can only fail.
+fn forget_shares_for_idle(merged: &mut Value, update: &Value) {
+    let upd = update.get("cpu");
+    let idle = upd
+        .and_then(|c| c.get("idle"))
+        .is_some_and(|v| !v.is_null());
+    let shares = upd
+        .and_then(|c| c.get("shares"))
+        .is_some_and(|v| !v.is_null());
+    if idle && !shares {
+        if let Some(cpu) = merged.get_mut("cpu").and_then(Value::as_object_mut) {
+            cpu.remove("shares");
+        }
+    }
 }
 
 /// runc's update semantics on JSON: objects merge key by key, device lists
@@ -92,7 +112,10 @@ pub fn merge_resources(mut cur: Value, upd: &Value) -> Value {
                     .as_object_mut()
                     .map(|o| o.entry(bk.clone()).or_insert(Value::Null));
                 if let Some(bslot) = bslot {
-                    if bv.is_array() {
+                    if bk == "weightDevice" {
+                        // runc 1.4: only the weights given change.
+                        upsert_fields(bslot, bv, &["major", "minor"]);
+                    } else if bv.is_array() {
                         upsert(bslot, bv, &["major", "minor"]);
                     } else {
                         *bslot = bv.clone();
@@ -109,7 +132,28 @@ pub fn merge_resources(mut cur: Value, upd: &Value) -> Value {
     cur
 }
 
+/// Replace the entry with the same `keys` (the last one, since a list with
+/// duplicates is written in order and the last write wins, as runc 1.4's
+/// update picks it), or append.
 fn upsert(slot: &mut Value, new: &Value, keys: &[&str]) {
+    upsert_with(slot, new, keys, |old, item| *old = item.clone());
+}
+
+/// As `upsert`, but an existing entry keeps the fields the new one lacks.
+fn upsert_fields(slot: &mut Value, new: &Value, keys: &[&str]) {
+    upsert_with(slot, new, keys, |old, item| {
+        match (old.as_object_mut(), item.as_object()) {
+            (Some(o), Some(i)) => {
+                for (k, v) in i.iter().filter(|(_, v)| !v.is_null()) {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+            _ => *old = item.clone(),
+        }
+    });
+}
+
+fn upsert_with(slot: &mut Value, new: &Value, keys: &[&str], put: impl Fn(&mut Value, &Value)) {
     let Some(items) = new.as_array() else {
         *slot = new.clone();
         return;
@@ -121,9 +165,9 @@ fn upsert(slot: &mut Value, new: &Value, keys: &[&str]) {
         return;
     };
     for item in items {
-        let same = |x: &Value| keys.iter().all(|k| x.get(k) == item.get(k));
-        match list.iter_mut().find(|x| same(x)) {
-            Some(x) => *x = item.clone(),
+        let same = |x: &&mut Value| keys.iter().all(|k| x.get(k) == item.get(k));
+        match list.iter_mut().rev().find(same) {
+            Some(x) => put(x, item),
             None => list.push(item.clone()),
         }
     }
@@ -282,5 +326,46 @@ mod tests {
         );
         assert_eq!(m["pids"], json!({"limit": 10}));
         assert_eq!(m["unified"], json!({"c.d": "2"}));
+    }
+
+    #[test]
+    fn update_picks_the_last_duplicate_and_keeps_unnamed_weights() {
+        let cur = json!({"blockIO": {
+            "throttleReadIOPSDevice": [
+                {"major": 8, "minor": 0, "rate": 200}, {"major": 8, "minor": 0, "rate": 300}],
+            "weightDevice": [{"major": 8, "minor": 0, "weight": 300, "leafWeight": 400}]}});
+        let upd = json!({"blockIO": {
+            "throttleReadIOPSDevice": [{"major": 8, "minor": 0, "rate": 400}],
+            "weightDevice": [{"major": 8, "minor": 0, "leafWeight": 500},
+                             {"major": 8, "minor": 16, "weight": 600}]}});
+        let m = merge_resources(cur, &upd);
+        assert_eq!(
+            m["blockIO"]["throttleReadIOPSDevice"],
+            json!([{"major": 8, "minor": 0, "rate": 200}, {"major": 8, "minor": 0, "rate": 400}])
+        );
+        assert_eq!(
+            m["blockIO"]["weightDevice"],
+            json!([{"major": 8, "minor": 0, "weight": 300, "leafWeight": 500},
+                   {"major": 8, "minor": 16, "weight": 600}])
+        );
+    }
+
+    #[test]
+    fn idle_without_shares_forgets_the_shares() {
+        let cur = json!({"cpu": {"shares": 512, "quota": 1000}});
+        for (upd, shares) in [
+            (json!({"cpu": {"idle": 1}}), None),
+            (json!({"cpu": {"idle": 0, "shares": 256}}), Some(256)),
+            (json!({"memory": {"limit": 1}}), Some(512)),
+        ] {
+            let mut m = merge_resources(cur.clone(), &upd);
+            forget_shares_for_idle(&mut m, &upd);
+            assert_eq!(
+                m["cpu"].get("shares").and_then(Value::as_u64),
+                shares,
+                "{upd}"
+            );
+            assert_eq!(m["cpu"]["quota"], 1000);
+        }
     }
 }
