@@ -7,7 +7,8 @@
 //! - `path()` is an opaque string to persist in state (a JSON object of the
 //!   container's directory per hierarchy); `load(path, systemd)` rebuilds the
 //!   manager from it without reading mountinfo.
-//! - `apply(pid)` creates the cgroup(s) and moves `pid` in.
+//! - `apply(pid)` creates the cgroup(s) and moves `pid` in; `clone_into()` instead
+//!   creates it and gives the fd to start a process in it with CLONE_INTO_CGROUP.
 //! - `set(resources)` writes every limit; errors name the field and the file.
 //! - `destroy()` removes the cgroup directories (retrying while they drain); idempotent.
 //!
@@ -66,6 +67,16 @@ pub trait Manager {
     fn mounts(&self) -> Vec<CgroupMount>;
     /// A pollable source of OOM-kill notifications for `events`.
     fn oom_watch(&self) -> Result<OomWatch>;
+
+    /// For a process started straight into the cgroup with
+    /// clone3(CLONE_INTO_CGROUP): make the cgroup as `apply` would and return
+    /// an O_PATH fd of its cgroup v2 directory. None when this manager places
+    /// only through `apply` (v1 and hybrid hosts; a systemd scope, which is
+    /// started with the PID it holds). After a process started that way,
+    /// `apply` is not called.
+    fn clone_into(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+        Ok(None)
+    }
 
     /// SIGKILL every process in the cgroup at once through `cgroup.kill`
     /// (Linux 5.14, v2): no freeze-list-kill race with forking processes, as
