@@ -448,7 +448,8 @@ fn exec_is_cloned_into_the_container_cgroup() {
     let dir = host_dir(pid_of(&rt, &id), "");
     fs::write(dir.join("pids.max"), "1").expect("write pids.max");
     let out = rt.run(&["exec", &id, "echo", "over"]);
-    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
+    // A failed exec exits 255, as runc's does.
+    assert_eq!(out.status.code(), Some(255), "{}", out.stderr_text());
     assert!(
         out.stderr_text().contains("pids.max"),
         "{}",
@@ -479,9 +480,33 @@ fn systemd_driver_without_systemd_fails_clearly() {
         bundle.path_str(),
         &id,
     ]);
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
     assert!(
-        out.stderr_text().contains("systemd is not running"),
+        out.stderr_text()
+            .contains("systemd is not running on this host (no /run/systemd/system)"),
+        "{}",
+        out.stderr_text()
+    );
+    rt.assert_no_leaks(&id, &bundle);
+    // Without a cgroupsPath (runc's default scope), `run` says which unit.
+    bundle.config_mut()["linux"]
+        .as_object_mut()
+        .expect("linux")
+        .remove("cgroupsPath");
+    bundle.flush();
+    let id = rt.new_id();
+    let out = rt.run(&[
+        "--systemd-cgroup",
+        "run",
+        "--bundle",
+        bundle.path_str(),
+        &id,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains(&format!(
+            "the default system.slice:runc:{id} cannot be placed"
+        )),
         "{}",
         out.stderr_text()
     );

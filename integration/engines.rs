@@ -463,15 +463,25 @@ fn systemd_host() -> bool {
     Path::new("/run/systemd/system").is_dir() && unified_cgroups()
 }
 
-/// `systemctl show --value -p P...` of a unit, one value per property.
+/// `systemctl show -p P` of a unit for each P, the values in that order
+/// (one `show` with several -p prints them in systemd's own order).
 fn unit_props(unit: &str, props: &[&str]) -> Vec<String> {
     let mut cmd = Command::new("systemctl");
-    cmd.args(["show", "--value"]);
+    cmd.arg("show");
     for p in props {
         cmd.arg("-p").arg(p);
     }
     let out = cmd.arg(unit).output().expect("run systemctl show");
-    text(&out.stdout).lines().map(String::from).collect()
+    let out = text(&out.stdout);
+    props
+        .iter()
+        .map(|p| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(&format!("{p}=")))
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
 }
 
 /// True on a unified cgroup v2 host (the VM lane's guest), false on a hybrid one.

@@ -107,7 +107,12 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
     let inner = if systemd {
         let inner = path::systemd_inner(cgroups_path, id)?;
         if !path::systemd_running() {
-            bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system), so {:?} cannot be placed in a systemd unit; use the cgroupfs driver (no --systemd-cgroup)", cgroups_path.unwrap_or_default());
+            // Without a cgroupsPath, name the unit runc's default would be.
+            let what = cgroups_path.map_or_else(
+                || format!("the default system.slice:runc:{id}"),
+                |p| format!("{p:?}"),
+            );
+            bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system), so {what} cannot be placed in a systemd unit; use the cgroupfs driver (no --systemd-cgroup)");
         }
         inner
     } else {
