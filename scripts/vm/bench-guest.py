@@ -5,7 +5,8 @@ qemu TCG), run by scripts/vm/run.sh from system.slice/skiff-vm-payload.service.
 
 TCG makes every system call many times slower than on the host, so absolute
 times mean nothing here: only the ratios between runtimes doing the same work
-are reported. Runtimes take turns inside each round, so a slow stretch of the
+are reported (peak RSS is not: TCG does not change it, the host part of
+bench.sh has it). Runtimes take turns inside each round, so a slow stretch of the
 shared host hits all of them alike.
 
 The payload directory (cwd) holds `skiff`, `scripts/mkbundle.sh` and
@@ -41,11 +42,25 @@ RUNTIMES = [
 ]
 
 
-def sh(args, check=True, **kw):
-    """Run a command; a failure stops the benchmark with its output."""
-    r = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, **kw)
-    if check and r.returncode != 0:
-        sys.exit(f"bench-guest: {' '.join(args)}: exit {r.returncode}\n{r.stdout}{r.stderr}")
+# Every command's output goes to one file, not to pipes: a container holds
+# the stdout and stderr of `create` and `run -d` until it exits, so reading a
+# pipe to its end would wait for it (and `create` waits for `start`).
+LOG = None
+
+
+def sh(args, check=True):
+    """Run a command; a failure or a hang (300 s) stops the benchmark with its output."""
+    LOG.seek(0)
+    LOG.truncate()
+    try:
+        r = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=LOG, stderr=LOG, timeout=300)
+    except subprocess.TimeoutExpired:
+        r = None
+    if check and (r is None or r.returncode != 0):
+        LOG.seek(0)
+        out = LOG.read().decode(errors="replace")
+        why = "still running after 300 s" if r is None else f"exit {r.returncode}"
+        sys.exit(f"bench-guest: {' '.join(args)}: {why}\n{out}")
     return r
 
 
@@ -65,6 +80,8 @@ def timed(cmds):
 
 def scenario(title, make_cmds, setup=None, teardown=None):
     """make_cmds(rt, binary, root, n) -> commands of one timed sample."""
+    print(f"bench-guest: {title}: {WARMUP}+{RUNS} rounds", flush=True)
+    start = time.perf_counter()
     times = {n: [] for n, _ in RUNTIMES}
     ctx = {n: setup(n, b, f"{WORK}/root-{n}") if setup else None for n, b in RUNTIMES}
     for i in range(WARMUP + RUNS):
@@ -75,31 +92,16 @@ def scenario(title, make_cmds, setup=None, teardown=None):
     if teardown:
         for n, b in RUNTIMES:
             teardown(n, b, f"{WORK}/root-{n}", ctx[n])
+    print(f"bench-guest: {title}: {time.perf_counter() - start:.0f} s", flush=True)
     return {"title": title, "times": times}
 
 
-def peak_rss_of_create(b_true):
-    """Median ru_maxrss (KiB) of `create` over 5 runs: not slowed by TCG."""
-    rss = {}
-    for n, b in RUNTIMES:
-        vals = []
-        for i in range(5):
-            root, cid = f"{WORK}/root-{n}", f"rss-{n}-{i}"
-            p = subprocess.Popen([b, "--root", root, "create", "--bundle", b_true, cid],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-            _, status, ru = os.wait4(p.pid, 0)
-            p.returncode = os.waitstatus_to_exitcode(status)
-            if p.returncode != 0:
-                sys.exit(f"bench-guest: {n} create failed ({p.returncode})")
-            vals.append(ru.ru_maxrss)
-            sh([b, "--root", root, "delete", "--force", cid])
-        rss[n] = statistics.median(vals)
-    return rss
-
-
 def main():
+    global LOG
     os.makedirs(WORK, exist_ok=True)
-    versions = {n: sh([b, "--version"]).stdout.splitlines()[0] for n, b in RUNTIMES}
+    LOG = open(f"{WORK}/command.log", "w+b")
+    versions = {n: subprocess.run([b, "--version"], capture_output=True, text=True)
+                .stdout.splitlines()[0] for n, b in RUNTIMES}
     b_true = bundle("true", "/bin/true")
     b_sleep = bundle("sleep", "sleep", "100000")
     results = []
@@ -118,8 +120,7 @@ def main():
     results.append(scenario("create + start + delete --force", split_cmds))
 
     def exec_setup(n, b, root):
-        sh([b, "--root", root, "run", "-d", "--bundle", b_sleep, f"exec-{n}"],
-           stdout=subprocess.DEVNULL)
+        sh([b, "--root", root, "run", "-d", "--bundle", b_sleep, f"exec-{n}"])
         return f"exec-{n}"
 
     def exec_cmds(n, b, root, i, cid):
@@ -146,14 +147,13 @@ def main():
         return [[b, "--root", root, "--systemd-cgroup", "run", "--bundle", sd[n], cid]]
 
     results.append(scenario("run of /bin/true with --systemd-cgroup (a scope unit)", sd_cmds))
-    rss = peak_rss_of_create(b_true)
 
     with open(os.path.join(OUT, "bench.json"), "w") as f:
-        json.dump({"versions": versions, "runs": RUNS, "results": results, "rss_kib": rss}, f)
-    report(versions, results, rss)
+        json.dump({"versions": versions, "runs": RUNS, "results": results}, f)
+    report(versions, results)
 
 
-def report(versions, results, rss):
+def report(versions, results):
     print("\n== inside the VM guest (cgroup v2 + systemd, TCG): ratios only")
     for n, v in versions.items():
         print(f"  {n}: {v}")
@@ -164,8 +164,6 @@ def report(versions, results, rss):
         m = {n: statistics.mean(t) for n, t in r["times"].items()}
         print(f"| {r['title']} | {m['skiff'] / m['runc']:.2f}x | "
               f"{m['skiff'] / m['crun']:.2f}x | {m['runc'] / m['crun']:.2f}x |")
-    print(f"| peak RSS of create (median of 5) | {rss['skiff'] / rss['runc']:.2f}x | "
-          f"{rss['skiff'] / rss['crun']:.2f}x | {rss['runc'] / rss['crun']:.2f}x |")
     # Spread, so a reader can tell a tie from a difference.
     print("\nrelative standard deviation of each sample set (mean/stdev):")
     for r in results:
