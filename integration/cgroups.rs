@@ -362,6 +362,11 @@ fn v2_run_from_a_busy_cgroup_leaves_it_alone() {
     let rt = Runtime::skiff();
     let (code, out, err) = rt.run_leak_checked(&Bundle::new().args(&["echo", "hi"]));
     assert_eq!((code, out.as_str()), (0, "hi\n"), "{err}");
+    // runc (1.1.15 in the VM lane's guest) runs it from here too, beside us.
+    if let Some(runc) = Runtime::runc() {
+        let (code, out, err) = runc.run_leak_checked(&Bundle::new().args(&["echo", "hi"]));
+        assert_eq!((code, out.as_str()), (0, "hi\n"), "runc: {err}");
+    }
     let after = (
         read(&own, "cgroup.type"),
         read(&own, "cgroup.subtree_control"),
@@ -373,6 +378,86 @@ fn v2_run_from_a_busy_cgroup_leaves_it_alone() {
         own.display()
     );
     assert_eq!(after.0, "domain");
+}
+
+/// A cgroup beside ours that no process in it can fork from (pids.max 1,
+/// the process moved in being its only one); removed on drop.
+struct NoForkCgroup(PathBuf);
+
+impl NoForkCgroup {
+    fn new() -> NoForkCgroup {
+        let own = own_v2();
+        let parent = own.rsplit_once('/').map_or("", |(p, _)| p);
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(parent.trim_start_matches('/'))
+            .join(format!("skiff-it-nofork-{}", std::process::id()));
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let cg = NoForkCgroup(dir);
+        fs::write(cg.0.join("pids.max"), "1").expect("write pids.max of the caller's cgroup");
+        cg
+    }
+}
+
+impl Drop for NoForkCgroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// runc 1.4 starts `exec`'s process inside the container's cgroup with
+/// clone3(CLONE_INTO_CGROUP) (runc 1.1 forks it in the caller's cgroup and
+/// moves it through cgroup.procs). Seen from outside: an exec whose caller
+/// sits in a cgroup that cannot fork any more still starts, because the new
+/// process is charged to the container's cgroup from its first instruction,
+/// never to the caller's; and an exec into a container at its pids.max fails
+/// at the clone, saying so, instead of migrating in over the limit (which
+/// cgroup.procs allows). runc cannot run in the first case at all (its Go
+/// runtime's threads count as tasks), so skiff is checked alone.
+#[test]
+fn exec_is_cloned_into_the_container_cgroup() {
+    if skip_unless_root() {
+        return;
+    }
+    if !unified_host() {
+        eprintln!("skipping exec_is_cloned_into_the_container_cgroup: CLONE_INTO_CGROUP takes a cgroup v2 directory, and this hybrid host keeps pids and the other controllers in v1 hierarchies (its cgroup2 mount has none), so skiff joins them through cgroup.procs as runc does; the VM lane runs this test");
+        return;
+    }
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    let b = Bundle::new().args(&["sleep", "100"]);
+    rt.create(&id, &b).assert_success("create");
+    rt.start(&id).assert_success("start");
+    let nofork = NoForkCgroup::new();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"echo $$ > "$0/cgroup.procs" && exec "$@""#)
+        .arg(&nofork.0)
+        .arg(rt.bin())
+        .arg("--root")
+        .arg(rt.root())
+        .args(["exec", &id, "echo", "cloned-in"]);
+    let out = rt.output(cmd);
+    out.assert_success("exec from a cgroup that cannot fork");
+    assert_eq!(out.stdout_text(), "cloned-in\n");
+    let events = read(&nofork.0, "pids.events");
+    assert!(
+        events.lines().any(|l| l == "max 0"),
+        "a fork was refused in the caller's cgroup: {events}"
+    );
+    // The container at its limit: init is its one task.
+    let dir = host_dir(pid_of(&rt, &id), "");
+    fs::write(dir.join("pids.max"), "1").expect("write pids.max");
+    let out = rt.run(&["exec", &id, "echo", "over"]);
+    // A failed exec exits 255, as runc's does.
+    assert_eq!(out.status.code(), Some(255), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("pids.max"),
+        "{}",
+        out.stderr_text()
+    );
+    assert_eq!(read(&dir, "pids.current"), "1");
+    rt.delete_force(&id).assert_success("delete");
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }
 
 #[test]
@@ -395,9 +480,33 @@ fn systemd_driver_without_systemd_fails_clearly() {
         bundle.path_str(),
         &id,
     ]);
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
     assert!(
-        out.stderr_text().contains("systemd is not running"),
+        out.stderr_text()
+            .contains("systemd is not running on this host (no /run/systemd/system)"),
+        "{}",
+        out.stderr_text()
+    );
+    rt.assert_no_leaks(&id, &bundle);
+    // Without a cgroupsPath (runc's default scope), `run` says which unit.
+    bundle.config_mut()["linux"]
+        .as_object_mut()
+        .expect("linux")
+        .remove("cgroupsPath");
+    bundle.flush();
+    let id = rt.new_id();
+    let out = rt.run(&[
+        "--systemd-cgroup",
+        "run",
+        "--bundle",
+        bundle.path_str(),
+        &id,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains(&format!(
+            "the default system.slice:runc:{id} cannot be placed"
+        )),
         "{}",
         out.stderr_text()
     );

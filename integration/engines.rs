@@ -457,6 +457,33 @@ fn remove_parent_cgroups(name: &str) {
 // ---------------------------------------------------------------------------
 // Docker
 
+/// systemd is PID 1 with unified cgroup v2 (the VM lane's guest): engines
+/// default to the systemd cgroup driver there.
+fn systemd_host() -> bool {
+    Path::new("/run/systemd/system").is_dir() && unified_cgroups()
+}
+
+/// `systemctl show -p P` of a unit for each P, the values in that order
+/// (one `show` with several -p prints them in systemd's own order).
+fn unit_props(unit: &str, props: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("systemctl");
+    cmd.arg("show");
+    for p in props {
+        cmd.arg("-p").arg(p);
+    }
+    let out = cmd.arg(unit).output().expect("run systemctl show");
+    let out = text(&out.stdout);
+    props
+        .iter()
+        .map(|p| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(&format!("{p}=")))
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
 /// True on a unified cgroup v2 host (the VM lane's guest), false on a hybrid one.
 fn unified_cgroups() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -498,9 +525,10 @@ impl Docker<'_> {
         self.e.run_with(self.cmd(args), Some(input))
     }
 
-    /// `docker run --rm --runtime skiff <opts> IMAGE <cmd>`.
+    /// `docker run --rm <opts> IMAGE <cmd>` with Docker's default runtime,
+    /// which dockerd.sh makes skiff.
     fn rm(&self, opts: &[&str], cmd: &[&str]) -> Out {
-        let mut a = vec!["run", "--rm", "--runtime", "skiff"];
+        let mut a = vec!["run", "--rm"];
         a.extend_from_slice(opts);
         a.push("skiff-busybox");
         a.extend_from_slice(cmd);
@@ -513,6 +541,10 @@ impl Docker<'_> {
             "/usr/bin/docker -H unix://{} {args}",
             self.e.p("docker.sock")
         )
+    }
+
+    fn info(&self, what: &str) -> String {
+        self.run(&["info", "--format", what]).ok().line()
     }
 
     fn inspect(&self, what: &str, id: &str) -> String {
@@ -542,6 +574,13 @@ fn docker_everyday_commands_work_with_runtime_skiff() {
     d.run(&["import", &e.p("image/rootfs.tar"), "skiff-busybox"])
         .ok();
     d.run(&["info"]).ok().has("skiff");
+    // skiff is the default runtime; on a systemd host (the VM lane's guest)
+    // Docker's default cgroup driver is systemd, so containers are scopes.
+    assert_eq!(d.info("{{.DefaultRuntime}}"), "skiff");
+    let systemd = systemd_host();
+    if systemd {
+        assert_eq!(d.info("{{.CgroupDriver}}"), "systemd");
+    }
     let mut ids = Vec::new();
 
     // run, with exit codes and output; a missing command is 127 as with runc.
@@ -590,13 +629,12 @@ fn docker_everyday_commands_work_with_runtime_skiff() {
     .ok()
     .has("bar\n1000\n1000\n/tmp\nto-stdout");
 
-    // A long-running container for exec, top, stats, update, pause, logs, stop.
+    // A long-running container for exec, top, stats, update, pause, logs, stop
+    // (with the default runtime: no --runtime).
     let id = d
         .run(&[
             "run",
             "-d",
-            "--runtime",
-            "skiff",
             "skiff-busybox",
             "sh",
             "-c",
@@ -605,6 +643,12 @@ fn docker_everyday_commands_work_with_runtime_skiff() {
         .ok()
         .line();
     ids.push(id.clone());
+    assert_eq!(d.inspect("{{.HostConfig.Runtime}}", &id), "skiff");
+    let scope = format!("docker-{id}.scope");
+    if systemd {
+        let s = unit_props(&scope, &["ActiveState", "Delegate"]);
+        assert_eq!(s, ["active", "yes"], "{scope}");
+    }
     d.run(&["exec", &id, "sh", "-c", "echo in-exec; exit 4"])
         .code(4)
         .has("in-exec");
@@ -664,6 +708,12 @@ fn docker_everyday_commands_work_with_runtime_skiff() {
     d.run(&["exec", &id, "cat", limit_file("memory"), limit_file("pids")])
         .ok()
         .has("67108864\n77");
+    if systemd {
+        // The update reached systemd too, so a daemon-reload or a later
+        // change of the unit does not put the old limits back.
+        let s = unit_props(&scope, &["MemoryMax", "TasksMax"]);
+        assert_eq!(s, ["67108864", "77"], "{scope}");
+    }
     d.run(&["pause", &id]).ok();
     assert_eq!(d.inspect("{{.State.Status}}", &id), "paused");
     d.run(&["exec", &id, "true"]).fails();
@@ -689,6 +739,14 @@ fn docker_everyday_commands_work_with_runtime_skiff() {
     });
     assert_eq!(d.inspect("{{.State.ExitCode}}", &id), "137");
     d.run(&["rm", &id]).ok();
+    if systemd {
+        // No unit and no cgroup directory left.
+        eventually("the scope to go", || {
+            unit_props(&scope, &["LoadState"]) == ["not-found"]
+        });
+        let dir = Path::new("/sys/fs/cgroup/system.slice").join(&scope);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
 
     // Volumes: bind mounts, named volumes, read-only; tmpfs; read-only root.
     let host = e.path("hostdir");
@@ -974,6 +1032,12 @@ fn podman_runs_execs_pauses_and_removes_with_skiff() {
         ],
     );
     let id = p.run(&args(&r)).ok().line();
+    let scope = format!("libpod-{id}.scope");
+    if systemd_host() {
+        // --cgroup-manager systemd: the container is a scope systemd knows.
+        let s = unit_props(&scope, &["ActiveState", "Delegate"]);
+        assert_eq!(s, ["active", "yes"], "{scope}");
+    }
     p.run(&["exec", "skiff-long", "sh", "-c", "echo in-exec; exit 3"])
         .code(3)
         .has("in-exec");
@@ -998,10 +1062,33 @@ fn podman_runs_execs_pauses_and_removes_with_skiff() {
     p.run(&["rm", "-f", "-t", "0", "skiff-long"]).ok();
     let left = p.run(&["ps", "-aq"]).ok().line();
     assert!(left.is_empty(), "containers left: {left}");
+    if systemd_host() {
+        assert_eq!(unit_props(&scope, &["LoadState"]), ["not-found"], "{scope}");
+        // Limits through the systemd driver, read back inside (podman gives
+        // the container a private cgroup namespace on cgroup v2).
+        let c4 = cid("4");
+        let r = run(
+            &[
+                "--rm",
+                "--cidfile",
+                &c4,
+                "--memory",
+                "32m",
+                "--pids-limit",
+                "50",
+            ],
+            &[
+                "cat",
+                "/sys/fs/cgroup/memory.max",
+                "/sys/fs/cgroup/pids.max",
+            ],
+        );
+        p.run(&args(&r)).ok().has("33554432\n50");
+    }
 
     let root = Path::new("/run/skiff");
     let mut ids = vec![id];
-    for f in [&c1, &c2, &c3] {
+    for f in [&c1, &c2, &c3, &cid("4")] {
         // podman 4.3 (Debian 12) keeps a --rm container's --cidfile; podman
         // 5 (Debian 13, the VM lane) removes it with the container.
         if let Ok(cid) = fs::read_to_string(f) {

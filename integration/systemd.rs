@@ -301,6 +301,26 @@ fn update_tells_systemd_and_survives_daemon_reload() {
         .arg("daemon-reload")
         .status()
         .expect("daemon-reload");
+    let got = show(&unit, &["TasksMax", "MemoryMax", "CPUQuotaPerSecUSec"]);
+    assert_eq!(
+        (
+            got.get("TasksMax").map(String::as_str),
+            got.get("MemoryMax").map(String::as_str),
+            got.get("CPUQuotaPerSecUSec").map(String::as_str)
+        ),
+        (Some("77"), Some("104857600"), Some("500ms")),
+        "after daemon-reload: {got:?}"
+    );
+    // A later change of the unit makes systemd write the cgroup's memory
+    // and pids files again from what it knows: had `update` only written the
+    // files, the create-time limits would come back here.
+    for prop in ["MemoryLow=0", "TasksAccounting=yes"] {
+        let st = Command::new("systemctl")
+            .args(["set-property", "--runtime", &unit, prop])
+            .status()
+            .expect("systemctl set-property");
+        assert!(st.success(), "systemctl set-property {unit} {prop}: {st}");
+    }
     let dir = unit_dir(&format!("/system.slice/{unit}"));
     assert_eq!(
         fs::read_to_string(dir.join("pids.max")).unwrap().trim(),
@@ -309,6 +329,11 @@ fn update_tells_systemd_and_survives_daemon_reload() {
     assert_eq!(
         fs::read_to_string(dir.join("memory.max")).unwrap().trim(),
         "104857600"
+    );
+    // The create-time CPU quota survived the reload as well.
+    assert_eq!(
+        fs::read_to_string(dir.join("cpu.max")).unwrap().trim(),
+        "50000 100000"
     );
     delete(&rt, &id);
 }

@@ -5,6 +5,11 @@
 #   SKIFF=path   skiff binary (default ./target/x86_64-unknown-linux-gnu/release/skiff)
 #   RUNS=N       timed runs per command (default 30)
 #   WARMUP=N     untimed warm-up runs (default 3)
+#   DOCKER=0     skip `docker run --rm` (it starts a private dockerd)
+#   VM=0         skip the part inside the VM lane's guest (cgroup v2 and
+#                systemd under qemu TCG: ratios only, see scripts/vm/bench-guest.py);
+#                VM_RUNS (default 8) and VM_WARMUP (default 2) size it, VM_LOCK=FILE
+#                boots the guest under `flock FILE` (one VM at a time)
 #
 # A runtime that is not installed is skipped with a note.
 set -euo pipefail
@@ -211,3 +216,34 @@ for title, path in (("exec", "exec.json"), ("docker run --rm", "docker.json")):
         if "skiff" in res and other in res:
             print(f"  skiff/{other}: {res['skiff']['mean'] / res[other]['mean']:.2f}x")
 EOF
+
+# ===========================================================================
+# Inside the VM lane's guest: Debian 13, systemd as PID 1, cgroup v2 only,
+# the runc and crun of that distribution, the same static skiff. qemu runs it
+# with TCG, which makes every system call many times slower, so only ratios
+# are printed. Booting it builds the guest image first if it is not cached.
+vm_bench() {
+    local vdir=$work/vm
+    mkdir -p "$vdir/payload/scripts"
+    cp "${bin[skiff]}" "$vdir/payload/skiff"
+    cp scripts/mkbundle.sh "$vdir/payload/scripts/"
+    printf 'RUNS=%s\nWARMUP=%s\n' "${VM_RUNS:-8}" "${VM_WARMUP:-2}" >"$vdir/payload/bench-env"
+    local lock=()
+    [ -n "${VM_LOCK:-}" ] && lock=(flock "$VM_LOCK")
+    echo
+    echo "== inside the VM guest (booting it; several minutes under TCG)"
+    "${lock[@]}" scripts/vm/run.sh --payload "$vdir/payload" --script scripts/vm/bench-guest.py \
+        --out "$vdir/out" --timeout 3600 --quiet || {
+        echo "bench: the guest part failed; its output:" >&2
+        tail -20 "$vdir/out/script.log" >&2 2>/dev/null || true
+        return 1
+    }
+    sed -n '/^== inside the VM guest/,$p' "$vdir/out/script.log"
+}
+if [ "${VM:-1}" != 0 ]; then
+    if [ -z "${bin[skiff]:-}" ]; then
+        echo "bench: skipping the VM guest part (no skiff binary)" >&2
+    else
+        vm_bench || echo "bench: VM guest part failed" >&2
+    fi
+fi

@@ -1,5 +1,6 @@
 #!/bin/sh
-# A private dockerd for tests, with skiff registered as runtime "skiff":
+# A private dockerd for tests, with skiff registered as runtime "skiff" and
+# made the default one:
 # data root, exec root (and the containerd it starts), socket, pid file, log
 # and daemon.json all under DIR; no bridge and no iptables, so it touches
 # neither the host's network nor its firewall.
@@ -18,7 +19,7 @@ start)
         -H "unix://$dir/docker.sock" --pidfile "$dir/docker.pid" \
         --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
         --userland-proxy=false --storage-driver=overlay2 \
-        --add-runtime "skiff=$skiff" ${EXTRA_RUNTIMES:-} >"$dir/dockerd.log" 2>&1 &
+        --add-runtime "skiff=$skiff" --default-runtime skiff ${EXTRA_RUNTIMES:-} >"$dir/dockerd.log" 2>&1 &
     echo $! >"$dir/dockerd.wrapper.pid"
     i=0
     until /usr/bin/docker -H "unix://$dir/docker.sock" version >/dev/null 2>&1; do

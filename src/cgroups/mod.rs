@@ -7,7 +7,8 @@
 //! - `path()` is an opaque string to persist in state (a JSON object of the
 //!   container's directory per hierarchy); `load(path, systemd)` rebuilds the
 //!   manager from it without reading mountinfo.
-//! - `apply(pid)` creates the cgroup(s) and moves `pid` in.
+//! - `apply(pid)` creates the cgroup(s) and moves `pid` in; `clone_into()` instead
+//!   creates it and gives the fd to start a process in it with CLONE_INTO_CGROUP.
 //! - `set(resources)` writes every limit; errors name the field and the file.
 //! - `destroy()` removes the cgroup directories (retrying while they drain); idempotent.
 //!
@@ -69,6 +70,16 @@ pub trait Manager {
     /// A pollable source of OOM-kill notifications for `events`.
     fn oom_watch(&self) -> Result<OomWatch>;
 
+    /// For a process started straight into the cgroup with
+    /// clone3(CLONE_INTO_CGROUP): make the cgroup as `apply` would and return
+    /// an O_PATH fd of its cgroup v2 directory. None when this manager places
+    /// only through `apply` (v1 and hybrid hosts; a systemd scope, which is
+    /// started with the PID it holds). After a process started that way,
+    /// `apply` is not called.
+    fn clone_into(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+        Ok(None)
+    }
+
     /// SIGKILL every process in the cgroup at once through `cgroup.kill`
     /// (Linux 5.14, v2): no freeze-list-kill race with forking processes, as
     /// runc >= 1.2 does for `kill --all` with SIGKILL. Ok(false): no such file
@@ -101,7 +112,12 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Box
     let inner = if systemd {
         let inner = path::systemd_inner(cgroups_path, id)?;
         if !path::systemd_running() {
-            bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system), so {:?} cannot be placed in a systemd unit; use the cgroupfs driver (no --systemd-cgroup)", cgroups_path.unwrap_or_default());
+            // Without a cgroupsPath, name the unit runc's default would be.
+            let what = cgroups_path.map_or_else(
+                || format!("the default system.slice:runc:{id}"),
+                |p| format!("{p:?}"),
+            );
+            bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system), so {what} cannot be placed in a systemd unit; use the cgroupfs driver (no --systemd-cgroup)");
         }
         inner
     } else {

@@ -75,6 +75,20 @@ impl V2 {
         self
     }
 
+    /// The container's cgroup, made as runc's v2 code makes it.
+    fn make(&self) -> Result<()> {
+        match &self.root {
+            Some(root) => {
+                v2place::create(root, &self.dir, self.own.as_deref())?;
+            }
+            // A loaded manager's cgroup exists (exec may name a sub-cgroup).
+            None => {
+                files::mkdir_all(&self.dir)?;
+            }
+        }
+        Ok(())
+    }
+
     fn set_resources(&self, r: &Resources) -> Result<()> {
         let d = self.dir.as_path();
         if let Some(rules) = &r.devices {
@@ -251,17 +265,22 @@ impl Manager for V2 {
     }
 
     fn apply(&self, pid: i32) -> Result<()> {
-        match &self.root {
-            Some(root) => {
-                v2place::create(root, &self.dir, self.own.as_deref())?;
-            }
-            // A loaded manager's cgroup exists (exec may name a sub-cgroup).
-            None => {
-                files::mkdir_all(&self.dir)?;
-            }
-        }
+        self.make()?;
         files::write(&self.dir, "cgroup.procs", &pid.to_string())
             .ctx(|| format!("join cgroup {}", self.dir.display()))
+    }
+
+    fn clone_into(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+        self.make()?;
+        let fd = nix::fcntl::open(
+            &self.dir,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ctx(|| format!("open cgroup {}", self.dir.display()))?;
+        Ok(Some(fd))
     }
 
     fn set(&self, resources: &LinuxResources) -> Result<()> {

@@ -7,11 +7,12 @@ use crate::bail;
 use crate::cgroups::Manager;
 use crate::error::{Context, Error, Result};
 use crate::namespaces;
+use crate::sys::spawn::{self, ChildSetup, IntoCgroup};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -99,21 +100,13 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
     let mut inherit: Vec<RawFd> = keep.iter().map(|k| k.as_raw_fd()).collect();
     inherit.push(theirs_fd.as_raw_fd());
     let exe = crate::sys::self_exe()?;
-    let mut cmd = Command::new(exe);
-    cmd.arg0("skiff").arg("init");
-    cmd.env(SYNC_FD_ENV, theirs_fd.as_raw_fd().to_string());
-    crate::sys::inherit_fds_and_affinity(
-        &mut cmd,
-        3 + l.cfg.preserve_fds as RawFd,
-        inherit,
-        initial_cpus,
-    );
-    let child = cmd.spawn().ctx(|| format!("start init ({exe})"))?;
-    let stage1 = child.id() as i32;
+    let setup = ChildSetup::new(3 + l.cfg.preserve_fds as RawFd, inherit, initial_cpus);
+    let sync_env = (SYNC_FD_ENV, theirs_fd.as_raw_fd().to_string());
+    let (stage1, placed) = spawn_init(&l, exe, &sync_env, setup)?;
     drop(theirs_fd);
     drop(keep);
     let mut stage2 = 0;
-    let r = drive(&l, &ours, stage1, &mut stage2, parent);
+    let r = drive(&l, &ours, stage1, placed, &mut stage2, parent);
     match r {
         Ok(pid) => Ok(pid),
         Err(e) => {
@@ -125,10 +118,38 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
     }
 }
 
+/// Start stage 1 of init. On cgroup v2 it starts inside its cgroup
+/// (clone3 with CLONE_INTO_CGROUP, as runc 1.4 does for exec): returns true
+/// then, and nothing needs to join it; where the kernel refuses that, or the
+/// manager cannot (v1, a systemd scope still to be started), a plain spawn.
+fn spawn_init(
+    l: &Launch,
+    exe: &str,
+    env: &(&str, String),
+    setup: ChildSetup,
+) -> Result<(i32, bool)> {
+    if let Some(fd) = l.cgroup.map(|c| c.clone_into()).transpose()?.flatten() {
+        let argv = ["skiff", "init"];
+        match spawn::into_cgroup(fd.as_fd(), exe, &argv, (env.0, &env.1), &setup)? {
+            IntoCgroup::Started(pid) => return Ok((pid, true)),
+            IntoCgroup::Refused(e) => {
+                log::debug!("clone3(CLONE_INTO_CGROUP) refused ({e}): joining through cgroup.procs")
+            }
+        }
+    }
+    let mut cmd = Command::new(exe);
+    cmd.arg0("skiff").arg("init");
+    cmd.env(env.0, &env.1);
+    crate::sys::inherit_fds_and_affinity(&mut cmd, setup);
+    let child = cmd.spawn().ctx(|| format!("start init ({exe})"))?;
+    Ok((child.id() as i32, false))
+}
+
 fn drive(
     l: &Launch,
     ch: &Channel,
     stage1: i32,
+    placed: bool,
     stage2: &mut i32,
     parent: &mut dyn Parent,
 ) -> Result<i32> {
@@ -136,7 +157,9 @@ fn drive(
     // its cgroups (the first migration waits out an RCU grace period).
     send_or_init_error(ch, &ConfigMsg::Config(&l.cfg))?;
     if let Some(cg) = l.cgroup {
-        cg.apply(stage1)?;
+        if !placed {
+            cg.apply(stage1)?;
+        }
         // exec joins a cgroup whose limits are already set (and maybe changed
         // by `update` since): only create writes them, device rules included
         // even when the spec has none.

@@ -12,6 +12,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 pub mod exe;
 pub mod net;
 pub mod procfs;
+pub mod spawn;
 pub mod task;
 pub mod userns;
 
@@ -195,41 +196,15 @@ pub fn reset_signal_state() -> Result<()> {
 /// Between fork and exec of `skiff init`: every fd from 3 up that init does
 /// not need is marked CLOEXEC (so a host fd the caller leaked to us never
 /// reaches init, not even until `start`), FD_CLOEXEC is cleared on the fds init
-/// inherits by number, and init is pinned to execCPUAffinity.initial if set.
-/// `keep_below` is the end of the preserved range 3..keep_below, which passes
-/// as the caller gave it.
-pub fn inherit_fds_and_affinity(
-    cmd: &mut std::process::Command,
-    keep_below: RawFd,
-    fds: Vec<RawFd>,
-    cpus: Option<nix::sched::CpuSet>,
-) {
+/// inherits by number, and init is pinned to execCPUAffinity.initial if set
+/// (see spawn::ChildSetup).
+pub fn inherit_fds_and_affinity(cmd: &mut std::process::Command, setup: spawn::ChildSetup) {
     use std::os::unix::process::CommandExt;
-    let gaps = fd_gaps(keep_below, &fds);
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe calls (close_range, fcntl, sched_setaffinity) on values
     // computed before the fork; it allocates nothing.
     unsafe {
-        cmd.pre_exec(move || {
-            for &(first, last) in &gaps {
-                let r = libc::syscall(
-                    libc::SYS_close_range,
-                    first,
-                    last,
-                    libc::CLOSE_RANGE_CLOEXEC,
-                );
-                if r != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            for fd in &fds {
-                clear_cloexec(*fd)?;
-            }
-            if let Some(cpus) = &cpus {
-                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), cpus)?;
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || setup.apply());
     }
 }
 

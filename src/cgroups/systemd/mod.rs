@@ -168,6 +168,15 @@ impl Manager for Driver {
         self.inner.apply(pid)
     }
 
+    fn clone_into(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+        // A new scope is started over D-Bus with the PID it will hold; an
+        // existing one (exec) is a plain cgroup to start a process in.
+        if self.fresh {
+            return Ok(None);
+        }
+        self.inner.clone_into()
+    }
+
     fn set(&self, resources: &LinuxResources) -> Result<()> {
         let r = Resources::from_spec(resources)?;
         let mut p = if self.v2 {

@@ -1,0 +1,211 @@
+//! Starting `skiff init` as a child: what the child does between fork and
+//! exec (fds and CPU affinity), and clone3(CLONE_INTO_CGROUP), which starts it
+//! inside the container's cgroup v2 directly (Linux 5.7), as runc 1.4 does for
+//! exec: no moment in the caller's cgroup, charged to the container's limits
+//! from its first instruction, and no migration afterwards.
+
+use crate::error::{Context, Result};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+/// What the child does before it execs, computed before the fork so that the
+/// child only makes async-signal-safe system calls and allocates nothing.
+pub struct ChildSetup {
+    /// fd ranges (inclusive) to mark CLOEXEC: everything from the end of the
+    /// preserved range up, except `fds`.
+    gaps: Vec<(u32, u32)>,
+    /// fds init inherits by number: FD_CLOEXEC cleared.
+    fds: Vec<RawFd>,
+    cpus: Option<nix::sched::CpuSet>,
+}
+
+impl ChildSetup {
+    /// `keep_below` ends the preserved range 3..keep_below, which passes as
+    /// the caller gave it; `fds` are inherited too; `cpus` pins the child.
+    pub fn new(keep_below: RawFd, fds: Vec<RawFd>, cpus: Option<nix::sched::CpuSet>) -> Self {
+        ChildSetup {
+            gaps: super::fd_gaps(keep_below, &fds),
+            fds,
+            cpus,
+        }
+    }
+
+    /// Runs in the child after fork, before exec: system calls only.
+    pub fn apply(&self) -> std::io::Result<()> {
+        for &(first, last) in &self.gaps {
+            // SAFETY: close_range only changes flags of our own descriptors.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    first,
+                    last,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                )
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        for fd in &self.fds {
+            super::clear_cloexec(*fd)?;
+        }
+        if let Some(cpus) = &self.cpus {
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), cpus)?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of `into_cgroup` when nothing went wrong with the program.
+pub enum IntoCgroup {
+    /// Started in the cgroup: its PID.
+    Started(i32),
+    /// The kernel refused clone3 with CLONE_INTO_CGROUP (no clone3 or a
+    /// seccomp filter refusing it: ENOSYS; a kernel before 5.7: E2BIG or
+    /// EINVAL; a cgroup that cannot take processes: EOPNOTSUPP, EBUSY; ...):
+    /// start the usual way and join through cgroup.procs, as runc 1.4 does.
+    Refused(std::io::Error),
+}
+
+/// `struct clone_args` as of Linux 5.7 (CLONE_ARGS_SIZE_VER2, 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+fn cstring(s: &str) -> Result<CString> {
+    CString::new(s).ctx(|| format!("{s:?}: NUL byte"))
+}
+
+/// Start `exe` with `argv` and our environment plus `env` (replacing any
+/// variable of the same name) in the cgroup v2 directory `cgroup`, through
+/// clone3(CLONE_INTO_CGROUP). Exec failures are errors; a refused clone3 is
+/// `Refused` unless it is one a plain fork would meet too (EAGAIN: the
+/// container's pids.max is reached, or RLIMIT_NPROC; ENOMEM).
+pub fn into_cgroup(
+    cgroup: BorrowedFd,
+    exe: &str,
+    argv: &[&str],
+    env: (&str, &str),
+    setup: &ChildSetup,
+) -> Result<IntoCgroup> {
+    let path = cstring(exe)?;
+    let argv: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
+    let mut envp = vec![cstring(&format!("{}={}", env.0, env.1))?];
+    for (k, v) in std::env::vars_os() {
+        if k != env.0 {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend(v.into_encoded_bytes());
+            // An OS environment entry cannot hold a NUL byte.
+            envp.push(CString::new(kv).ctx(|| "environment entry with a NUL byte")?);
+        }
+    }
+    let argv_p: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp_p: Vec<*const libc::c_char> = envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    // The child reports a failed exec through this pipe; a successful exec
+    // closes its end (CLOEXEC), so the parent reads nothing.
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe2")?;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and with a NULL stack behaves like
+    // fork(2): the child runs on a copy-on-write copy of our memory. `args`
+    // lives through the call and its size is passed. The child (r == 0) only
+    // calls `child`, which makes raw system calls on values prepared above
+    // and never returns; it allocates nothing, so a lock another thread held
+    // at the fork cannot be needed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r == 0 {
+        child(setup, &path, &argv_p, &envp_p, wr.as_raw_fd());
+    }
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::ENOMEM) => {
+                Err(e).ctx(|| "clone3 into the container's cgroup (is its pids.max reached?)")
+            }
+            _ => Ok(IntoCgroup::Refused(e)),
+        };
+    }
+    drop(wr);
+    let pid = r as i32;
+    let mut buf = [0u8; 4];
+    let n = loop {
+        match nix::unistd::read(&rd, &mut buf) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other.ctx(|| "read exec status of init")?,
+        }
+    };
+    if n == 0 {
+        return Ok(IntoCgroup::Started(pid));
+    }
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    let errno = i32::from_ne_bytes(buf);
+    Err(std::io::Error::from_raw_os_error(errno)).ctx(|| format!("start init ({exe})"))
+}
+
+/// The child of `into_cgroup`: set up, exec; on failure report errno and exit.
+fn child(
+    setup: &ChildSetup,
+    path: &CString,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    report: RawFd,
+) -> ! {
+    // std's Command does the same for its children: no signal blocked (a
+    // foreground run or exec blocks what it forwards).
+    let empty = nix::sys::signal::SigSet::empty();
+    let mut err = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&empty),
+        None,
+    )
+    .map_err(std::io::Error::from)
+    .and_then(|()| setup.apply())
+    .err();
+    if err.is_none() {
+        // SAFETY: path, argv and envp are NUL-terminated strings and
+        // NULL-terminated arrays that live until execve replaces this process.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        err = Some(std::io::Error::last_os_error());
+    }
+    let errno = err.and_then(|e| e.raw_os_error()).unwrap_or(libc::EINVAL);
+    let bytes = errno.to_ne_bytes();
+    // SAFETY: write and _exit are async-signal-safe; `bytes` lives through
+    // the call. _exit skips atexit handlers and buffers that are the parent's.
+    unsafe {
+        libc::write(report, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
+    }
+}
