@@ -1,6 +1,7 @@
 //! The command line, spelled as runc spells it. One module per subcommand; each
 //! parses its flags and calls one container operation.
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -11,6 +12,7 @@ pub mod kill;
 pub mod list;
 pub mod pause;
 pub mod ps;
+pub mod restore;
 pub mod run;
 pub mod spec;
 pub mod start;
@@ -47,8 +49,8 @@ pub struct Cli {
     /// Rootless mode: true, false or auto
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
-    /// Accepted for runc compatibility (criu path)
-    #[arg(long, global = true, hide = true)]
+    /// Path to the criu binary used for checkpoint and restore (default: criu)
+    #[arg(long, global = true)]
     pub criu: Option<String>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
@@ -92,6 +94,10 @@ pub enum Cmd {
     Features(features::Args),
     /// Create a new specification file
     Spec(spec::Args),
+    /// Checkpoint a running container (CRIU)
+    Checkpoint(checkpoint::Args),
+    /// Restore a container from a previous checkpoint (CRIU)
+    Restore(restore::Args),
     #[command(hide = true)]
     Init,
 }
@@ -120,6 +126,9 @@ pub fn version_text() -> String {
 /// Run the chosen command; the result is the process exit status.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = cli.globals();
+    if let Some(c) = cli.criu.as_deref().filter(|c| !c.is_empty()) {
+        crate::criu::swrk::set_binary(c);
+    }
     let Some(cmd) = cli.cmd else {
         if cli.version {
             println!("{}", version_text());
@@ -145,6 +154,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Events(a) => events::run(&g, a),
         Cmd::Features(a) => features::run(&g, a),
         Cmd::Spec(a) => spec::run(&g, a),
+        Cmd::Checkpoint(a) => checkpoint::run(&g, a),
+        Cmd::Restore(a) => restore::run(&g, a),
         Cmd::Init => crate::process::init::main(),
     }
 }
