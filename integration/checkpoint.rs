@@ -8,7 +8,7 @@ use crate::support::{skip_unless_root, Bundle, OutputExt, Runtime};
 use serde_json::{json, Value};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -76,11 +76,35 @@ fn counter_bundle() -> Bundle {
     b
 }
 
+/// `run -d` with stdio /dev/null: a container's stdio must be something CRIU
+/// can dump (pipes, as engines give, or /dev/null, which init reopens inside
+/// the container), not a file on a host mount such as the harness's log files.
 fn run_detached(rt: &Runtime, bundle: &Bundle) -> String {
+    run_detached_with(rt, bundle, &[])
+}
+
+fn run_detached_with(rt: &Runtime, bundle: &Bundle, flags: &[&str]) -> String {
     let id = rt.new_id();
     bundle.flush();
-    rt.run(&["run", "-d", "--bundle", bundle.path_str(), &id])
-        .assert_success("run -d");
+    let mut cmd = rt.command();
+    cmd.args(["run", "-d", "--bundle", bundle.path_str()])
+        .args(flags)
+        .arg(&id);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn run -d");
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait run -d") {
+            break s;
+        }
+        assert!(Instant::now() < end, "run -d {id} hangs");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "run -d {id}: {status}");
     id
 }
 
@@ -258,6 +282,16 @@ fn checkpoint_flags_are_runcs_and_bad_values_are_refused() {
             .contains("Container cannot be checkpointed in created state"),
         "{}",
         out.stderr_text()
+    );
+    // `features` says checkpoint/restore is there (runc: "true" when built with CRIU support).
+    let f = Command::new(rt.bin())
+        .arg("features")
+        .output()
+        .expect("features");
+    let f: Value = serde_json::from_slice(&f.stdout).expect("features JSON");
+    assert_eq!(
+        f["annotations"]["org.opencontainers.runc.checkpoint.enabled"], "true",
+        "{f}"
     );
     let help = rt.run(&["restore", "--help"]).stdout_text();
     for f in [
@@ -491,18 +525,7 @@ fn terminal_container_restores_with_a_console_socket() {
     let dir = rt.root().parent().expect("runtime dir").to_path_buf();
     let sock = dir.join("ck-console.sock");
     let listener = UnixListener::bind(&sock).expect("bind console socket");
-    let id = rt.new_id();
-    bundle.flush();
-    rt.run(&[
-        "run",
-        "-d",
-        "--console-socket",
-        s(&sock),
-        "--bundle",
-        bundle.path_str(),
-        &id,
-    ])
-    .assert_success("run -d with a terminal");
+    let id = run_detached_with(&rt, &bundle, &["--console-socket", s(&sock)]);
     let (conn, _) = listener.accept().expect("console connection");
     let (_, master) = crate::support::recv_with_fds(&conn);
     assert_eq!(master.len(), 1, "the pty master");

@@ -462,7 +462,10 @@ impl swrk::Notify for RestoreNotify<'_> {
     fn notify(&mut self, n: &Criu_notify, fd: Option<OwnedFd>) -> Result<()> {
         log::debug!("criu notify: {} (pid {})", n.script(), n.pid());
         match n.script() {
-            "setup-namespaces" => self.hooks(n.pid()),
+            "setup-namespaces" => {
+                self.hooks(n.pid())?;
+                self.loopback(n.pid())
+            }
             "post-restore" => {
                 self.state.pid = n.pid();
                 self.state.init_start_time = proc_start_time(n.pid()).map(|x| x.0).unwrap_or(0);
@@ -485,6 +488,35 @@ impl swrk::Notify for RestoreNotify<'_> {
 }
 
 impl RestoreNotify<'_> {
+    /// CRIU makes the container's network namespace empty (runc's restore
+    /// always asks for that: the runtime owns the network setup), so `lo` is
+    /// down; bring it up as `create` does, before CRIU restores the sockets,
+    /// or a connection over 127.0.0.1 would have nowhere to go.
+    fn loopback(&self, pid: i32) -> Result<()> {
+        let new_netns = ck::has_ns(self.spec, LinuxNamespaceType::Network)
+            && ck::ns_path(self.spec, LinuxNamespaceType::Network).is_none();
+        if !new_netns {
+            return Ok(());
+        }
+        let open = |p: &str| {
+            nix::fcntl::open(
+                p,
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx(|| format!("open {p}"))
+        };
+        let ours = open("/proc/self/ns/net")?;
+        let theirs = open(&format!("/proc/{pid}/ns/net"))?;
+        // We are single-threaded: entering and leaving moves only this task.
+        nix::sched::setns(&theirs, nix::sched::CloneFlags::CLONE_NEWNET)
+            .ctx(|| format!("enter the network namespace of restored pid {pid}"))?;
+        let up = crate::sys::net::loopback_up();
+        nix::sched::setns(&ours, nix::sched::CloneFlags::CLONE_NEWNET)
+            .ctx(|| "return to our network namespace")?;
+        up
+    }
+
     /// prestart and createRuntime hooks, as on create, with the pid CRIU gave.
     fn hooks(&self, pid: i32) -> Result<()> {
         let h = self.spec.hooks().as_ref();

@@ -115,12 +115,10 @@ fn converse(sock: &OwnedFd, kind: Criu_req_type, notify: &mut dyn Notify) -> Res
     loop {
         let (resp, fd) = recv(sock)?;
         if !resp.success() {
-            let msg = match resp.cr_errmsg() {
-                "" => String::new(),
-                m => format!(": {m}"),
-            };
+            // Not cr_errmsg: it is CRIU's first complaint, often a harmless
+            // one; the caller quotes the log's errors instead, as runc does.
             bail!(
-                "criu failed: type {:?} errno {}{msg}",
+                "criu failed: type {:?} errno {}",
                 resp.type_(),
                 resp.cr_errno()
             );
