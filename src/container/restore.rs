@@ -80,14 +80,16 @@ pub fn restore(g: &Globals, id: &str, o: &RestoreOpts) -> Result<i32> {
     if o.no_pivot {
         log::debug!("--no-pivot: CRIU sets up the restored root itself");
     }
+    // Before any other thread exists (unshare needs a task of its own), and
+    // before opening any directory CRIU works in: a directory opened in the
+    // host's namespace is outside ours, and CRIU cannot mount under it.
+    private_mount_ns()?;
     let images = nix::fcntl::open(
         &o.criu.image_path,
         nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .ctx(|| format!("open image path {}", o.criu.image_path.display()))?;
-    // Before any other thread exists (unshare needs a task of its own).
-    private_mount_ns()?;
     let st = g.store();
     st.create_dir(id)?;
     let _lock = st.lock(id)?;
