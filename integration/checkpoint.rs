@@ -567,3 +567,28 @@ fn terminal_container_restores_with_a_console_socket() {
     wait_count(&bundle, at_dump + 3, Duration::from_secs(20));
     rt.delete_force(&id).assert_success("delete");
 }
+
+/// runc reopens stdio that is the host's /dev/null on the container's own
+/// /dev/null (CRIU cannot dump an fd on a mount outside the container): the
+/// container's fd 0 is then on the same filesystem as its /dev/null.
+#[test]
+fn host_dev_null_stdio_is_reopened_inside_the_container() {
+    if skip_unless_root() {
+        return;
+    }
+    let bundle = Bundle::new().args(&[
+        "sh",
+        "-c",
+        "stat -L -c %d /proc/self/fd/0; stat -c %d /dev/null",
+    ]);
+    let rt = Runtime::skiff();
+    // The harness runs the runtime with stdin from the host's /dev/null.
+    let (status, out, err) = rt.run_container(&bundle);
+    assert!(status.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?} {err}");
+    assert_eq!(
+        lines[0], lines[1],
+        "stdin is the container's /dev/null: {out:?}"
+    );
+}
