@@ -7,6 +7,7 @@ mod attacks_ops;
 mod attacks_rootfs;
 mod cgroup_update;
 mod cgroups;
+mod checkpoint;
 mod cri;
 mod differential;
 mod engines;

@@ -3,6 +3,7 @@
 mod cgroups;
 mod cli;
 mod container;
+mod criu;
 mod error;
 mod hooks;
 mod logging;

@@ -252,8 +252,8 @@ fn memory_policy() -> Value {
 
 /// Annotations skiff acts on that could change the container's security
 /// (runc lists "bundle", "org.systemd.property." and "org.criu.config"):
-/// skiff interprets no config annotation today, so none.
-const POTENTIALLY_UNSAFE_ANNOTATIONS: &[&str] = &[];
+/// checkpoint and restore hand "org.criu.config" to CRIU as its config file.
+const POTENTIALLY_UNSAFE_ANNOTATIONS: &[&str] = &["org.criu.config"];
 
 pub fn features() -> Value {
     let version = libseccomp::ScmpVersion::current()
@@ -292,7 +292,9 @@ pub fn features() -> Value {
         "potentiallyUnsafeConfigAnnotations": POTENTIALLY_UNSAFE_ANNOTATIONS,
         "annotations": {
             "io.github.seccomp.libseccomp.version": version,
-            "org.opencontainers.runc.checkpoint.enabled": "false",
+            // checkpoint/restore through CRIU's RPC (criu swrk); whether CRIU
+            // works on this host is for `criu check` to say.
+            "org.opencontainers.runc.checkpoint.enabled": "true",
             "org.skiff.version": env!("CARGO_PKG_VERSION"),
         },
     })

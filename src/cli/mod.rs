@@ -1,6 +1,7 @@
 //! The command line, spelled as runc spells it. One module per subcommand; each
 //! parses its flags and calls one container operation.
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -12,6 +13,7 @@ pub mod list;
 pub mod out;
 pub mod pause;
 pub mod ps;
+pub mod restore;
 pub mod run;
 pub mod spec;
 pub mod start;
@@ -48,8 +50,8 @@ pub struct Cli {
     /// Rootless mode: true, false or auto
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
-    /// Accepted for runc compatibility (criu path)
-    #[arg(long, global = true, hide = true)]
+    /// Path to the criu binary used for checkpoint and restore (default: criu)
+    #[arg(long, global = true)]
     pub criu: Option<String>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
@@ -93,6 +95,10 @@ pub enum Cmd {
     Features(features::Args),
     /// Create a new specification file
     Spec(spec::Args),
+    /// Checkpoint a running container (CRIU)
+    Checkpoint(checkpoint::Args),
+    /// Restore a container from a previous checkpoint (CRIU)
+    Restore(restore::Args),
     #[command(hide = true)]
     Init,
 }
@@ -125,6 +131,9 @@ pub fn version_text() -> String {
 /// Run the chosen command; the result is the process exit status.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = cli.globals()?;
+    if let Some(c) = cli.criu.as_deref().filter(|c| !c.is_empty()) {
+        crate::criu::swrk::set_binary(c);
+    }
     let Some(cmd) = cli.cmd else {
         if cli.version {
             out::line(&version_text())?;
@@ -152,6 +161,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         // `spec --rootless` writes the rootless config only when asked, as
         // runc's; the resolved mode (auto) is about how we run.
         Cmd::Spec(a) => spec::run(a, matches!(cli.rootless.as_deref(), Some("true"))),
+        Cmd::Checkpoint(a) => checkpoint::run(&g, a),
+        Cmd::Restore(a) => restore::run(&g, a),
         Cmd::Init => crate::process::init::main(),
     }
 }

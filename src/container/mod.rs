@@ -1,10 +1,12 @@
 //! The container as a persisted object: its state, its status machine, and the
 //! operations the CLI exposes.
 
+pub mod checkpoint;
 pub mod exec;
 pub mod lifecycle;
 mod orphan;
 pub mod resources;
+pub mod restore;
 pub mod state;
 pub mod store;
 

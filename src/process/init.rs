@@ -400,6 +400,9 @@ fn prepare_rootfs(
     } else {
         pivot::pivot(&cfg.rootfs)?;
     }
+    if dev_is_tmpfs {
+        devices::reopen_dev_null()?;
+    }
     Ok(later)
 }
 

@@ -149,6 +149,13 @@ fn console_target(dev: &OwnedFd) -> Result<OwnedFd> {
     }
 }
 
+/// Hand a pty master to the caller's console socket (restore: CRIU gives us
+/// the master of the restored terminal, as init does on create).
+pub fn send_master_to(path: &Path, master: &OwnedFd) -> Result<()> {
+    let sock = connect_console_socket(path)?;
+    send_master(&sock, master)
+}
+
 /// One message: the master's name as data and exactly one fd as SCM_RIGHTS.
 fn send_master(sock: &OwnedFd, master: &OwnedFd) -> Result<()> {
     let fds = [master.as_raw_fd()];

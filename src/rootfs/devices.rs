@@ -207,6 +207,38 @@ fn bind_from_host(root: &Root, n: &Node) -> Result<()> {
     .ctx(|| format!("bind {} onto {}", n.path.display(), n.path.display()))
 }
 
+/// After pivot_root: stdio that is the host's /dev/null (a caller that gave
+/// us /dev/null) becomes the container's own, as runc does, so nothing of
+/// the process points at a mount outside its namespace (CRIU refuses to dump
+/// an fd whose mount it cannot find). The node is checked to be 1:3 first.
+pub fn reopen_dev_null() -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .ctx(|| "open the container's /dev/null")?;
+    let is_null = |st: &nix::sys::stat::FileStat| {
+        st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFCHR.bits()
+            && major(st.st_rdev) == 1
+            && minor(st.st_rdev) == 3
+    };
+    let st = nix::sys::stat::fstat(&null).ctx(|| "stat the container's /dev/null")?;
+    if !is_null(&st) {
+        bail!("the container's /dev/null is not the null device: not reopening stdio on it");
+    }
+    for fd in 0..3 {
+        let Ok(st) = nix::sys::stat::fstat(crate::sys::borrow_fd(fd)) else {
+            continue;
+        };
+        if is_null(&st) && st.st_dev != nix::sys::stat::fstat(&null).map_or(0, |s| s.st_dev) {
+            crate::sys::tty::dup_onto(null.as_raw_fd(), fd)?;
+        }
+    }
+    Ok(())
+}
+
 /// /dev/fd, /dev/std{in,out,err}, /dev/ptmx and /dev/core.
 pub fn symlinks(root: &Root) -> Result<()> {
     let dev = root.mkdir_all(Path::new("/dev"), 0o755)?;
