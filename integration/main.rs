@@ -13,6 +13,7 @@ mod hardening;
 mod init_rule;
 mod lifecycle;
 mod mounts_parity;
+mod netdev;
 mod parity;
 mod process;
 mod rootfs;

@@ -189,12 +189,11 @@ fn memory_policy_applied_or_refused() {
     }
 }
 
-/// Fields skiff cannot honour are refused by name, not dropped: intelRdt
-/// where resctrl is absent (runc 1.1.5 refuses too, naming the schema field
-/// first; runc 1.4: "intelRdt is specified in config, but Intel RDT is not
-/// enabled"), and netDevices (runc 1.4 moves them; skiff does not yet).
+/// intelRdt where resctrl is absent is refused by name (runc 1.1.5 refuses
+/// too, naming the schema field first; runc 1.4: "intelRdt is specified in
+/// config, but Intel RDT is not enabled"). netDevices: integration/netdev.rs.
 #[test]
-fn intel_rdt_and_net_devices_are_refused_by_name() {
+fn intel_rdt_is_refused_by_name_without_resctrl() {
     if skip_unless_root() {
         return;
     }
@@ -214,11 +213,6 @@ fn intel_rdt_and_net_devices_are_refused_by_name() {
             );
         }
     }
-    let rt = Runtime::skiff();
-    let mut b = Bundle::new().args(&["true"]);
-    b.config_mut()["linux"]["netDevices"] = json!({"skiffdummy0": {"name": "eth1"}});
-    let err = outcome(&rt, &b).expect_err("netDevices ran");
-    assert!(err.contains("linux.netDevices"), "{err}");
 }
 
 /// The allowed CPUs of this machine's cpuset root, as the kernel lists them.
@@ -358,10 +352,11 @@ fn features_lists_runc_1_5_fields_and_each_claim_holds() {
         b.config_mut()["linux"]["memoryPolicy"] = json!({"mode": mode, "nodes": nodes});
         outcome(&rt, &b).unwrap_or_else(|e| panic!("{mode} claimed but: {e}"));
     }
+    // runc 1.4+ prints true; integration/netdev.rs proves the claim.
     assert_eq!(
         f["linux"]["netDevices"]["enabled"],
-        json!(false),
-        "netDevices are refused"
+        json!(true),
+        "netDevices are moved"
     );
     assert_eq!(
         f["linux"]["intelRdt"]["enabled"],

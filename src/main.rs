@@ -7,6 +7,7 @@ mod error;
 mod hooks;
 mod logging;
 mod namespaces;
+mod netdev;
 mod process;
 mod rootfs;
 mod security;

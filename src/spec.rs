@@ -137,13 +137,8 @@ fn validate_unsupported(
         }
         bail!("linux.intelRdt: Intel RDT (resctrl) is not supported by skiff");
     }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        if !namespaces::has(nss, LinuxNamespaceType::Network) {
-            bail!("linux.netDevices: unable to move network devices without a NET namespace");
-        }
-        bail!(
-            "linux.netDevices: moving network devices into the container is not supported by skiff"
-        );
+    if let Some(devs) = linux.net_devices() {
+        crate::netdev::validate(devs, nss)?;
     }
     Ok(())
 }

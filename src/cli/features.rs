@@ -284,8 +284,8 @@ pub fn features() -> Value {
             // Refused at config load (spec.rs): no resctrl support yet.
             "intelRdt": {"enabled": false, "schemata": false, "monitoring": false},
             "memoryPolicy": memory_policy(),
-            // Refused at config load (spec.rs): moving devices is not done yet.
-            "netDevices": {"enabled": false},
+            // Moved into the container's netns at create (src/netdev.rs), as runc 1.4+.
+            "netDevices": {"enabled": true},
             "mountExtensions": {"idmap": {"enabled": mount_options().contains(&"idmap")}},
         },
         "potentiallyUnsafeConfigAnnotations": POTENTIALLY_UNSAFE_ANNOTATIONS,

@@ -175,6 +175,20 @@ fn drive(
                 // Stage 1 is done; reap it so it does not linger as a zombie.
                 let _ = waitpid(Pid::from_raw(stage1), None);
                 parent.on_pid(pid)?;
+                // Init is in the container's namespaces now; it goes on with
+                // its mounts while we move the devices (runc 1.4's order:
+                // before the container's config reaches init).
+                if !l.cfg.exec {
+                    if let Some(devs) = l
+                        .cfg
+                        .spec
+                        .linux()
+                        .as_ref()
+                        .and_then(|x| x.net_devices().as_ref())
+                    {
+                        crate::netdev::move_all(devs, pid)?;
+                    }
+                }
             }
             FromInit::RunHooks => {
                 parent.run_hooks(*stage2)?;

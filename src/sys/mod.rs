@@ -12,6 +12,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 pub mod exe;
 pub mod net;
 pub mod procfs;
+pub mod rtnl;
 pub mod task;
 
 /// fork(2) with CLONE_PARENT: the child becomes our sibling, a child of the
