@@ -5,6 +5,7 @@ mod cli;
 mod container;
 mod error;
 mod hooks;
+mod intelrdt;
 mod logging;
 mod namespaces;
 mod netdev;

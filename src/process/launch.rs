@@ -17,6 +17,11 @@ use std::process::Command;
 
 /// What the parent must do at each point init asks for.
 pub trait Parent {
+    /// init (stage 1) is in the container's cgroups: join what else it must
+    /// be in before it forks (resctrl groups).
+    fn place(&mut self, _stage1: i32) -> Result<()> {
+        Ok(())
+    }
     /// Called once the container process's host PID is known (state can say "creating").
     fn on_pid(&mut self, pid: i32) -> Result<()>;
     /// Run prestart and createRuntime hooks.
@@ -150,6 +155,7 @@ fn drive(
             cg.set(&crate::cgroups::resources_for_create(spec_res))?;
         }
     }
+    parent.place(stage1)?;
     send_or_init_error(ch, &ToInit::CgroupsApplied)?;
     loop {
         let msg = ch.recv_with_fd::<FromInit>()?;
