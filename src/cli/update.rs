@@ -145,7 +145,7 @@ fn from_flags(a: &Args) -> Result<Value> {
         }
     }
     if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
-        log::warn!("Kernel memory settings are ignored and will be removed");
+        log::warn!("{}", crate::cgroups::config::KMEM_IGNORED);
     }
     // Unlimited memory without a swap value means unlimited swap too (runc).
     if mem.get("limit") == Some(&json!(-1)) && !mem.contains_key("swap") {
