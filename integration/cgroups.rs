@@ -1154,3 +1154,61 @@ fn create_killed_midway_is_cleaned_up_by_delete_force() {
         rt.assert_no_leaks(&id, &b);
     }
 }
+
+/// Linux (major, minor) from uname -r.
+fn kernel_version() -> (u32, u32) {
+    let r = fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut it = r.trim().split(['.', '-']).map(|x| x.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// memory.kernelTCP is applied on cgroup v1, where memory.kmem.tcp exists;
+/// memory.kernel is applied where the kernel keeps it (v1, Linux < 5.16),
+/// else it draws runc's warning, word for word: "Kernel memory settings are
+/// ignored and will be removed" (runc 1.1+, which applies neither), and the
+/// container runs. On cgroup v2 both draw that one warning.
+#[test]
+fn kernel_memory_applied_where_honoured_else_runcs_warning() {
+    if skip_unless_root() {
+        return;
+    }
+    const WARN: &str = "Kernel memory settings are ignored and will be removed";
+    let mut b = Bundle::new().args(&["sleep", "30"]);
+    b.config_mut()["linux"]["resources"]["memory"] =
+        json!({"kernel": 10485760, "kernelTCP": 20971520});
+    // runc 1.1.5 warns in the same words (and applies neither).
+    if let Some(runc) = Runtime::runc() {
+        let id = runc.new_id();
+        let out = runc.create(&id, &b);
+        out.assert_success("runc create");
+        assert!(
+            out.stderr_text().contains(WARN),
+            "runc: {}",
+            out.stderr_text()
+        );
+    }
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    out.assert_success("create with kernel memory limits");
+    let err = out.stderr_text();
+    let old_kmem = kernel_version() < (5, 16);
+    if unified_host() {
+        assert!(err.contains(WARN), "v2: {err}");
+    } else {
+        let mem = host_dir(pid_of(&rt, &id), "memory");
+        assert_eq!(read(&mem, "memory.kmem.tcp.limit_in_bytes"), "20971520");
+        if old_kmem {
+            assert_eq!(read(&mem, "memory.kmem.limit_in_bytes"), "10485760");
+            assert!(!err.contains(WARN), "honoured, yet: {err}");
+        } else {
+            assert_ne!(read(&mem, "memory.kmem.limit_in_bytes"), "10485760");
+            assert!(
+                err.contains(WARN),
+                "ignored by Linux >= 5.16, no warning: {err}"
+            );
+        }
+    }
+    rt.delete_force(&id).assert_success("delete");
+    rt.assert_no_leaks(&id, &b);
+}

@@ -17,6 +17,7 @@ mod idmap;
 mod init_rule;
 mod lifecycle;
 mod mounts_parity;
+mod netdev;
 mod parity;
 mod process;
 mod rootfs;

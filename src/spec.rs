@@ -130,21 +130,14 @@ fn validate_unsupported(
     linux: &oci_spec::runtime::Linux,
     nss: &[oci_spec::runtime::LinuxNamespace],
 ) -> Result<()> {
-    // runc 1.4+ refuses intelRdt when resctrl is not mounted (1.1.5 names the
-    // schema field first); skiff has no resctrl support at all yet.
-    if linux.intel_rdt().is_some() {
-        if !Path::new("/sys/fs/resctrl/schemata").exists() {
-            bail!("linux.intelRdt: intelRdt is specified in config, but Intel RDT is not enabled (/sys/fs/resctrl is not mounted)");
-        }
-        bail!("linux.intelRdt: Intel RDT (resctrl) is not supported by skiff");
+    // runc 1.4+ refuses intelRdt when resctrl is not there (1.1.5 names the
+    // schema field first); the group is made at create (launch).
+    if let Some(r) = linux.intel_rdt() {
+        let root = crate::intelrdt::detect();
+        crate::intelrdt::validate(r, root.as_deref().map_err(String::as_str))?;
     }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        if !namespaces::has(nss, LinuxNamespaceType::Network) {
-            bail!("linux.netDevices: unable to move network devices without a NET namespace");
-        }
-        bail!(
-            "linux.netDevices: moving network devices into the container is not supported by skiff"
-        );
+    if let Some(devs) = linux.net_devices() {
+        crate::netdev::validate(devs, nss)?;
     }
     Ok(())
 }

@@ -31,6 +31,9 @@ pub struct Memory {
     pub swappiness: Option<u64>,
     /// Kernel TCP buffer limit (v1 memory.kmem.tcp.limit_in_bytes).
     pub kernel_tcp: Option<i64>,
+    /// Kernel memory limit (v1 memory.kmem.limit_in_bytes, honoured by
+    /// kernels before 5.16 only; later ones accept and ignore it).
+    pub kernel: Option<i64>,
     pub disable_oom_killer: bool,
     pub use_hierarchy: Option<bool>,
     pub check_before_update: bool,
@@ -119,6 +122,9 @@ impl Rdma {
         )
     }
 }
+
+/// runc's words (1.1+) for kernel memory limits it does not apply.
+pub const KMEM_IGNORED: &str = "Kernel memory settings are ignored and will be removed";
 
 /// Access bits as the kernel's bpf_cgroup_dev_ctx encodes them.
 pub const ACC_MKNOD: u8 = 1;
@@ -341,16 +347,11 @@ fn memory(m: &oci_spec::runtime::LinuxMemory) -> Result<Memory> {
         swap: limit("memory.swap", m.swap())?,
         swappiness: m.swappiness(),
         kernel_tcp: limit("memory.kernelTCP", m.kernel_tcp())?,
+        kernel: limit("memory.kernel", m.kernel())?,
         disable_oom_killer: m.disable_oom_killer().unwrap_or(false),
         use_hierarchy: m.use_hierarchy(),
         check_before_update: m.check_before_update().unwrap_or(false),
     };
-    // Kernels >= 5.16 accept memory.kmem.limit_in_bytes and ignore it (runc ignores it too).
-    if m.kernel().is_some() {
-        log::warn!(
-            "linux.resources.memory.kernel is ignored: kernel memory limits are gone from Linux"
-        );
-    }
     if let Some(s) = out.swappiness {
         if s > 100 {
             return Err(bad(

@@ -125,6 +125,7 @@ impl V1 {
             || m.reservation.is_some()
             || m.swappiness.is_some()
             || m.kernel_tcp.is_some()
+            || m.kernel.is_some()
             || m.disable_oom_killer
             || m.use_hierarchy.is_some();
         if !any {
@@ -178,7 +179,12 @@ impl V1 {
                     "memory.kernelTCP",
                 )?;
             } else {
-                log::warn!("linux.resources.memory.kernelTCP is ignored: no memory.kmem.tcp.limit_in_bytes");
+                log::warn!("{}", super::config::KMEM_IGNORED);
+            }
+        }
+        if let Some(k) = m.kernel {
+            if !set_kmem(d, k) {
+                log::warn!("{}", super::config::KMEM_IGNORED);
             }
         }
         if let Some(s) = m.swappiness {
@@ -555,4 +561,23 @@ impl Manager for V1 {
             None => bail!("the memory cgroup controller is not mounted on this host"),
         }
     }
+}
+
+/// memory.kernel where the kernel honours it: Linux 4.6-5.15 keep the limit,
+/// 5.16+ accept any write and keep "unlimited" (or refuse it), so the value
+/// is read back. Whether it was kept; runc 1.1+ never applies it.
+fn set_kmem(d: &Path, k: i64) -> bool {
+    const F: &str = "memory.kmem.limit_in_bytes";
+    if files::write(d, F, &k.to_string()).is_err() {
+        return false;
+    }
+    if k < 0 {
+        return true;
+    }
+    // The kernel keeps whole pages.
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    files::read_u64(d, F).is_ok_and(|got| got == (k as u64) / page * page)
 }

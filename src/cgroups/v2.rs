@@ -150,8 +150,9 @@ impl V2 {
         if m.disable_oom_killer {
             log::warn!("linux.resources.memory.disableOOMKiller is ignored on cgroup v2");
         }
-        if m.kernel_tcp.is_some() {
-            log::warn!("linux.resources.memory.kernelTCP is ignored on cgroup v2");
+        // cgroup v2 has no kernel memory limits: runc's one warning.
+        if m.kernel_tcp.is_some() || m.kernel.is_some() {
+            log::warn!("{}", super::config::KMEM_IGNORED);
         }
         if m.limit.is_none() && m.swap.is_none() && m.reservation.is_none() {
             return Ok(());

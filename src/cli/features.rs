@@ -281,11 +281,12 @@ pub fn features() -> Value {
             },
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
-            // Refused at config load (spec.rs): no resctrl support yet.
-            "intelRdt": {"enabled": false, "schemata": false, "monitoring": false},
+            // resctrl groups at create (src/intelrdt.rs), as runc 1.4+; a
+            // host without resctrl refuses the config, as runc does.
+            "intelRdt": {"enabled": true, "schemata": true, "monitoring": true},
             "memoryPolicy": memory_policy(),
-            // Refused at config load (spec.rs): moving devices is not done yet.
-            "netDevices": {"enabled": false},
+            // Moved into the container's netns at create (src/netdev.rs), as runc 1.4+.
+            "netDevices": {"enabled": true},
             // Idmapped bind mounts are made (rootfs/idmap.rs), as runc 1.2+ reports.
             "mountExtensions": {"idmap": {"enabled": true}},
         },

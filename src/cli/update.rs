@@ -52,12 +52,13 @@ pub struct Args {
 }
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
-    // skiff has no resctrl support: refuse rather than pretend.
+    // resctrl groups are made at create (src/intelrdt.rs); changing them in
+    // `update` is not done yet: refuse rather than pretend.
     if a.l3_cache_schema.is_some() {
-        bail!("--l3-cache-schema: Intel RDT (resctrl) is not supported by skiff");
+        bail!("--l3-cache-schema: updating Intel RDT schemata is not supported by skiff");
     }
     if a.mem_bw_schema.is_some() {
-        bail!("--mem-bw-schema: Intel RDT (resctrl) is not supported by skiff");
+        bail!("--mem-bw-schema: updating Intel RDT schemata is not supported by skiff");
     }
     let upd = match &a.resources {
         Some(src) => read_resources(src)?,
@@ -145,7 +146,7 @@ fn from_flags(a: &Args) -> Result<Value> {
         }
     }
     if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
-        log::warn!("Kernel memory settings are ignored and will be removed");
+        log::warn!("{}", crate::cgroups::config::KMEM_IGNORED);
     }
     // Unlimited memory without a swap value means unlimited swap too (runc).
     if mem.get("limit") == Some(&json!(-1)) && !mem.contains_key("swap") {

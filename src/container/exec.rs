@@ -197,9 +197,20 @@ pub fn container_process(g: &Globals, id: &str) -> Result<Process> {
 struct ExecParent<'a> {
     spec: &'a Spec,
     state_json: String,
+    intel_rdt: Option<std::path::PathBuf>,
 }
 
 impl Parent for ExecParent<'_> {
+    /// The container's CLOS group, if it still exists (runc: its monitoring
+    /// group counts the container's init only).
+    fn place(&mut self, stage1: i32) -> Result<()> {
+        match &self.intel_rdt {
+            Some(p) if p.is_dir() => std::fs::write(p.join("tasks"), stage1.to_string())
+                .ctx(|| format!("error adding pid {stage1} to Intel RDT {}", p.display())),
+            _ => Ok(()),
+        }
+    }
+
     fn on_pid(&mut self, _pid: i32) -> Result<()> {
         Ok(())
     }
@@ -357,6 +368,7 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
     let mut parent = ExecParent {
         spec: &spec,
         state_json,
+        intel_rdt: c.state.intel_rdt.as_ref().map(|a| a.path.clone()),
     };
     let pass_fds = console.iter().map(|f| f.as_raw_fd()).collect();
     let pid = launch::launch(

@@ -42,6 +42,7 @@ struct Cleanup<'a> {
     cgroup: Option<&'a dyn Manager>,
     own_ns: bool,
     pid: i32,
+    intel_rdt: Option<crate::intelrdt::Applied>,
     armed: bool,
 }
 
@@ -56,6 +57,11 @@ impl Drop for Cleanup<'_> {
         }
         if let Some(cg) = self.cgroup {
             if let Err(e) = release_cgroup(cg, self.own_ns) {
+                log::warn!("cleanup: {e}");
+            }
+        }
+        if let Some(a) = &self.intel_rdt {
+            if let Err(e) = crate::intelrdt::destroy(a) {
                 log::warn!("cleanup: {e}");
             }
         }
@@ -76,6 +82,25 @@ impl CreateParent<'_> {
 }
 
 impl Parent for CreateParent<'_> {
+    fn place(&mut self, stage1: i32) -> Result<()> {
+        let Some(r) = self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.intel_rdt().as_ref())
+        else {
+            return Ok(());
+        };
+        let root = crate::intelrdt::detect().map_err(|why| {
+            Error::new(format!("linux.intelRdt: Intel RDT is not enabled: {why}"))
+        })?;
+        let a = crate::intelrdt::apply(&root, r, &self.state.id, stage1)
+            .ctx(|| "unable to apply Intel RDT configuration")?;
+        self.state.intel_rdt = Some(a);
+        self.store
+            .write_json(&self.state.id, store::STATE_FILE, &self.state)
+    }
+
     fn on_pid(&mut self, pid: i32) -> Result<()> {
         self.state.pid = pid;
         self.state.init_start_time = proc_start_time(pid).map(|x| x.0).unwrap_or(0);
@@ -167,6 +192,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         cgroup: cg_box.as_deref(),
         own_ns: has_own_pid_ns(&spec),
         pid: 0,
+        intel_rdt: None,
         armed: true,
     };
     st.write_json(id, store::CONFIG_FILE, &spec)?;
@@ -205,14 +231,16 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         state,
         spec: &spec,
     };
-    let pid = launch::launch(
+    let launched = launch::launch(
         Launch {
             cfg,
             cgroup: cg_box.as_deref(),
             pass_fds,
         },
         &mut parent,
-    )?;
+    );
+    guard.intel_rdt = parent.state.intel_rdt.clone();
+    let pid = launched?;
     guard.pid = pid;
     log::debug!("init process {pid} ready");
     drop(fifo);
@@ -301,6 +329,7 @@ fn new_state(
         cgroup_path: cgroup_path.unwrap_or_default(),
         systemd_cgroup: g.systemd_cgroup,
         creating: true,
+        intel_rdt: None,
     }
 }
 
@@ -543,6 +572,9 @@ fn stop(c: &Container, own_ns: bool) -> Result<()> {
 fn destroy(c: &Container, own_ns: bool, spec: Option<&Spec>) -> Result<()> {
     if let Some(cg) = c.cgroup() {
         release_cgroup(cg.as_ref(), own_ns)?;
+    }
+    if let Some(a) = &c.state.intel_rdt {
+        crate::intelrdt::destroy(a)?;
     }
     remove_state(c, spec)
 }

@@ -76,6 +76,9 @@ pub struct State {
     /// Set while `create` has not finished, so a crash mid-create reads as creating/stopped.
     #[serde(default)]
     pub creating: bool,
+    /// The resctrl groups of `linux.intelRdt`, for exec and delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<crate::intelrdt::Applied>,
 }
 
 /// The runtime-spec state plus runc's extra fields, as `state` and `list --format json` print it.
@@ -148,6 +151,7 @@ mod tests {
             cgroup_path: String::new(),
             systemd_cgroup: false,
             creating: false,
+            intel_rdt: None,
         };
         assert_eq!(s.to_oci(Status::Stopped).pid, 0);
         assert_eq!(s.to_oci(Status::Running).pid, 42);

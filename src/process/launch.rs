@@ -18,6 +18,11 @@ use std::process::Command;
 
 /// What the parent must do at each point init asks for.
 pub trait Parent {
+    /// init (stage 1) is in the container's cgroups: join what else it must
+    /// be in before it forks (resctrl groups).
+    fn place(&mut self, _stage1: i32) -> Result<()> {
+        Ok(())
+    }
     /// Called once the container process's host PID is known (state can say "creating").
     fn on_pid(&mut self, pid: i32) -> Result<()>;
     /// Run prestart and createRuntime hooks.
@@ -173,6 +178,7 @@ fn drive(
             cg.set(&crate::cgroups::resources_for_create(spec_res))?;
         }
     }
+    parent.place(stage1)?;
     send_or_init_error(ch, &ToInit::CgroupsApplied)?;
     loop {
         let msg = ch.recv_with_fd::<FromInit>()?;
@@ -198,6 +204,20 @@ fn drive(
                 // Stage 1 is done; reap it so it does not linger as a zombie.
                 let _ = waitpid(Pid::from_raw(stage1), None);
                 parent.on_pid(pid)?;
+                // Init is in the container's namespaces now; it goes on with
+                // its mounts while we move the devices (runc 1.4's order:
+                // before the container's config reaches init).
+                if !l.cfg.exec {
+                    if let Some(devs) = l
+                        .cfg
+                        .spec
+                        .linux()
+                        .as_ref()
+                        .and_then(|x| x.net_devices().as_ref())
+                    {
+                        crate::netdev::move_all(devs, pid)?;
+                    }
+                }
             }
             FromInit::RunHooks => {
                 parent.run_hooks(*stage2)?;

@@ -12,6 +12,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 pub mod exe;
 pub mod net;
 pub mod procfs;
+pub mod rtnl;
 pub mod spawn;
 pub mod task;
 pub mod userns;
