@@ -6,6 +6,7 @@
 mod attacks_ops;
 mod attacks_rootfs;
 mod cgroups;
+mod corpus;
 mod differential;
 mod engines;
 mod exec_tty;
