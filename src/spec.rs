@@ -53,6 +53,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         bail!("process.cwd {:?} must be an absolute path", process.cwd());
     }
     validate_user(process.user())?;
+    validate_env(process.env().as_deref().unwrap_or_default())?;
+    validate_hook_timeouts(spec.hooks().as_ref())?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
         if m.destination().as_os_str().is_empty() {
             bail!("mounts: destination must be set");
@@ -75,6 +77,15 @@ pub fn validate(spec: &Spec) -> Result<()> {
         bail!("domainname requires a UTS namespace");
     }
     if let Some(linux) = spec.linux() {
+        // runc's validator: masking and read-only paths would change the host.
+        let restricts = linux.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+            || linux
+                .readonly_paths()
+                .as_ref()
+                .is_some_and(|p| !p.is_empty());
+        if restricts && !namespaces::has(&nss, LinuxNamespaceType::Mount) {
+            bail!("linux.maskedPaths/readonlyPaths: unable to restrict sys entries without a private MNT namespace");
+        }
         crate::rootfs::devices::check_spec(linux.devices().as_deref().unwrap_or_default())?;
         let has_user = namespaces::has(&nss, LinuxNamespaceType::User);
         let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
@@ -98,6 +109,44 @@ pub fn validate(spec: &Spec) -> Result<()> {
                     r.typ(),
                     r.soft(),
                     r.hard()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each entry `NAME=value` with a name, as runc's init checks them (it
+/// refuses the container rather than pass execve a malformed environment).
+fn validate_env(env: &[String]) -> Result<()> {
+    for kv in env {
+        match kv.split_once('=') {
+            None => bail!("process.env: invalid environment variable: {kv:?}"),
+            Some(("", _)) => bail!("process.env: environment variable name can't be empty: {kv:?}"),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// runtime-spec (config.md, hooks): "timeout ... MUST be greater than zero".
+/// runc 1.1.5 runs such a hook with no time at all and fails it.
+fn validate_hook_timeouts(hooks: Option<&oci_spec::runtime::Hooks>) -> Result<()> {
+    use crate::hooks::Kind;
+    let kinds = [
+        Kind::Prestart,
+        Kind::CreateRuntime,
+        Kind::CreateContainer,
+        Kind::StartContainer,
+        Kind::Poststart,
+        Kind::Poststop,
+    ];
+    for kind in kinds {
+        for (i, h) in crate::hooks::of_kind(hooks, kind).iter().enumerate() {
+            if let Some(t) = h.timeout().filter(|t| *t <= 0) {
+                bail!(
+                    "hooks.{}[{i}].timeout: {t} must be greater than zero",
+                    kind.name()
                 );
             }
         }

@@ -135,6 +135,9 @@ fn drive(
     // Config first: init execs and unshares its namespaces while we move it into
     // its cgroups (the first migration waits out an RCU grace period).
     send_or_init_error(ch, &ConfigMsg::Config(&l.cfg))?;
+    // pids.max waits until stage 1 has cloned stage 2 and exited: a limit of
+    // 1 (runc 1.4: pids.limit 0) must leave room for init's own clone.
+    let mut pids_later = None;
     if let Some(cg) = l.cgroup {
         cg.apply(stage1)?;
         // exec joins a cgroup whose limits are already set (and maybe changed
@@ -147,7 +150,10 @@ fn drive(
                 .linux()
                 .as_ref()
                 .and_then(|x| x.resources().as_ref());
-            cg.set(&crate::cgroups::resources_for_create(spec_res))?;
+            let mut res = crate::cgroups::resources_for_create(spec_res);
+            pids_later = *res.pids();
+            res.set_pids(None);
+            cg.set(&res)?;
         }
     }
     send_or_init_error(ch, &ToInit::CgroupsApplied)?;
@@ -174,6 +180,11 @@ fn drive(
                 *stage2 = pid;
                 // Stage 1 is done; reap it so it does not linger as a zombie.
                 let _ = waitpid(Pid::from_raw(stage1), None);
+                if let (Some(cg), Some(p)) = (l.cgroup, pids_later.take()) {
+                    let mut only = oci_spec::runtime::LinuxResources::default();
+                    only.set_pids(Some(p));
+                    cg.set(&only)?;
+                }
                 parent.on_pid(pid)?;
             }
             FromInit::RunHooks => {
