@@ -354,7 +354,11 @@ mod tests {
                 serde_json::json!([{"type": "time", "path": "/proc/self/ns/time"}]),
                 false,
             ),
-            (serde_json::json!([{"type": "time"}]), true),
+            // With a mount namespace: the default config masks paths.
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "time"}]),
+                true,
+            ),
         ] {
             let mut v = default_spec(false);
             v["linux"]["namespaces"] = nss.clone();
@@ -363,5 +367,50 @@ mod tests {
             let spec: Spec = serde_json::from_value(v).unwrap();
             assert_eq!(validate(&spec).is_ok(), ok, "{nss}");
         }
+    }
+
+    /// Each change to the default config and whether validate accepts it.
+    fn accepts(edit: impl Fn(&mut serde_json::Value)) -> std::result::Result<(), String> {
+        let mut v = default_spec(false);
+        edit(&mut v);
+        let spec: Spec = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        validate(&spec).map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn env_entries_need_a_name_and_an_equals_sign() {
+        assert!(accepts(|v| v["process"]["env"] = serde_json::json!(["A=", "B=1=2"])).is_ok());
+        let e = accepts(|v| v["process"]["env"] = serde_json::json!(["JUSTNAME"])).unwrap_err();
+        assert!(
+            e.contains("invalid environment variable: \"JUSTNAME\""),
+            "{e}"
+        );
+        let e = accepts(|v| v["process"]["env"] = serde_json::json!(["=x"])).unwrap_err();
+        assert!(e.contains("name can't be empty"), "{e}");
+    }
+
+    #[test]
+    fn hook_timeouts_must_be_positive() {
+        let hook = |t: i64| serde_json::json!({"poststop": [{"path": "/bin/true", "timeout": t}]});
+        assert!(accepts(|v| v["hooks"] = hook(1)).is_ok());
+        for t in [0, -5] {
+            let e = accepts(|v| v["hooks"] = hook(t)).unwrap_err();
+            assert!(e.contains("hooks.poststop[0].timeout"), "{e}");
+        }
+    }
+
+    #[test]
+    fn masked_paths_need_a_mount_namespace() {
+        let e = accepts(|v| {
+            v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "uts"}])
+        })
+        .unwrap_err();
+        assert!(e.contains("without a private MNT namespace"), "{e}");
+        assert!(accepts(|v| {
+            v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "uts"}]);
+            v["linux"]["maskedPaths"] = serde_json::json!([]);
+            v["linux"]["readonlyPaths"] = serde_json::json!([]);
+        })
+        .is_ok());
     }
 }
