@@ -8,6 +8,7 @@ mod attacks_rootfs;
 mod cgroup_update;
 mod cgroups;
 mod checkpoint;
+mod corpus;
 mod cri;
 mod differential;
 mod engines;

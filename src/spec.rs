@@ -53,6 +53,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         bail!("process.cwd {:?} must be an absolute path", process.cwd());
     }
     validate_user(process.user())?;
+    validate_env(process.env().as_deref().unwrap_or_default())?;
+    validate_hook_timeouts(spec.hooks().as_ref())?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
         if m.destination().as_os_str().is_empty() {
             bail!("mounts: destination must be set");
@@ -76,6 +78,15 @@ pub fn validate(spec: &Spec) -> Result<()> {
         bail!("domainname requires a UTS namespace");
     }
     if let Some(linux) = spec.linux() {
+        // runc's validator: masking and read-only paths would change the host.
+        let restricts = linux.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+            || linux
+                .readonly_paths()
+                .as_ref()
+                .is_some_and(|p| !p.is_empty());
+        if restricts && !namespaces::has(&nss, LinuxNamespaceType::Mount) {
+            bail!("linux.maskedPaths/readonlyPaths: unable to restrict sys entries without a private MNT namespace");
+        }
         crate::rootfs::devices::check_spec(linux.devices().as_deref().unwrap_or_default())?;
         let has_user = namespaces::has(&nss, LinuxNamespaceType::User);
         let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
@@ -99,6 +110,44 @@ pub fn validate(spec: &Spec) -> Result<()> {
                     r.typ(),
                     r.soft(),
                     r.hard()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each entry `NAME=value` with a name, as runc's init checks them (it
+/// refuses the container rather than pass execve a malformed environment).
+fn validate_env(env: &[String]) -> Result<()> {
+    for kv in env {
+        match kv.split_once('=') {
+            None => bail!("process.env: invalid environment variable: {kv:?}"),
+            Some(("", _)) => bail!("process.env: environment variable name can't be empty: {kv:?}"),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// runtime-spec (config.md, hooks): "timeout ... MUST be greater than zero".
+/// runc 1.1.5 runs such a hook with no time at all and fails it.
+fn validate_hook_timeouts(hooks: Option<&oci_spec::runtime::Hooks>) -> Result<()> {
+    use crate::hooks::Kind;
+    let kinds = [
+        Kind::Prestart,
+        Kind::CreateRuntime,
+        Kind::CreateContainer,
+        Kind::StartContainer,
+        Kind::Poststart,
+        Kind::Poststop,
+    ];
+    for kind in kinds {
+        for (i, h) in crate::hooks::of_kind(hooks, kind).iter().enumerate() {
+            if let Some(t) = h.timeout().filter(|t| *t <= 0) {
+                bail!(
+                    "hooks.{}[{i}].timeout: {t} must be greater than zero",
+                    kind.name()
                 );
             }
         }
@@ -299,7 +348,11 @@ mod tests {
                 serde_json::json!([{"type": "time", "path": "/proc/self/ns/time"}]),
                 false,
             ),
-            (serde_json::json!([{"type": "time"}]), true),
+            // With a mount namespace: the default config masks paths.
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "time"}]),
+                true,
+            ),
         ] {
             let mut v = default_spec(false);
             v["linux"]["namespaces"] = nss.clone();
@@ -308,5 +361,50 @@ mod tests {
             let spec: Spec = serde_json::from_value(v).unwrap();
             assert_eq!(validate(&spec).is_ok(), ok, "{nss}");
         }
+    }
+
+    /// Each change to the default config and whether validate accepts it.
+    fn accepts(edit: impl Fn(&mut serde_json::Value)) -> std::result::Result<(), String> {
+        let mut v = default_spec(false);
+        edit(&mut v);
+        let spec: Spec = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        validate(&spec).map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn env_entries_need_a_name_and_an_equals_sign() {
+        assert!(accepts(|v| v["process"]["env"] = serde_json::json!(["A=", "B=1=2"])).is_ok());
+        let e = accepts(|v| v["process"]["env"] = serde_json::json!(["JUSTNAME"])).unwrap_err();
+        assert!(
+            e.contains("invalid environment variable: \"JUSTNAME\""),
+            "{e}"
+        );
+        let e = accepts(|v| v["process"]["env"] = serde_json::json!(["=x"])).unwrap_err();
+        assert!(e.contains("name can't be empty"), "{e}");
+    }
+
+    #[test]
+    fn hook_timeouts_must_be_positive() {
+        let hook = |t: i64| serde_json::json!({"poststop": [{"path": "/bin/true", "timeout": t}]});
+        assert!(accepts(|v| v["hooks"] = hook(1)).is_ok());
+        for t in [0, -5] {
+            let e = accepts(|v| v["hooks"] = hook(t)).unwrap_err();
+            assert!(e.contains("hooks.poststop[0].timeout"), "{e}");
+        }
+    }
+
+    #[test]
+    fn masked_paths_need_a_mount_namespace() {
+        let e = accepts(|v| {
+            v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "uts"}])
+        })
+        .unwrap_err();
+        assert!(e.contains("without a private MNT namespace"), "{e}");
+        assert!(accepts(|v| {
+            v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "uts"}]);
+            v["linux"]["maskedPaths"] = serde_json::json!([]);
+            v["linux"]["readonlyPaths"] = serde_json::json!([]);
+        })
+        .is_ok());
     }
 }

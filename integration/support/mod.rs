@@ -683,6 +683,17 @@ pub fn cgroup_dirs_for(id: &str) -> Vec<PathBuf> {
 /// Asserts that nothing of container `id` is left once it is deleted: no state dir
 /// `<root>/<id>`, no mount on the host naming the bundle, no cgroup named after it.
 pub fn assert_no_leaks(id: &str, root: &Path, bundle: &Path) {
+    let leaks = leaks(id, root, bundle);
+    assert!(
+        leaks.is_empty(),
+        "container {id} left behind:\n  {}",
+        leaks.join("\n  ")
+    );
+}
+
+/// What container `id` left behind on the host: its state dir `<root>/<id>`, host
+/// mounts naming the bundle, cgroups named after it (empty when nothing).
+pub fn leaks(id: &str, root: &Path, bundle: &Path) -> Vec<String> {
     let mut leaks = Vec::new();
     let state_dir = root.join(id);
     if state_dir.symlink_metadata().is_ok() {
@@ -696,11 +707,7 @@ pub fn assert_no_leaks(id: &str, root: &Path, bundle: &Path) {
     for dir in cgroup_dirs_for(id) {
         leaks.push(format!("cgroup {}", dir.display()));
     }
-    assert!(
-        leaks.is_empty(),
-        "container {id} left behind:\n  {}",
-        leaks.join("\n  ")
-    );
+    leaks
 }
 
 /// One recvmsg on a unix socket: the data and every fd sent with SCM_RIGHTS

@@ -222,6 +222,14 @@ impl V1 {
         };
         idle(0)?;
         if let Some(s) = c.shares {
+            // The kernel clamps to [2, 262144] without an error; runc reads the
+            // value back and refuses the clamp with these words.
+            if s < 2 {
+                bail!("linux.resources.cpu.shares: the minimum allowed cpu-shares is 2");
+            }
+            if s > 262_144 {
+                bail!("linux.resources.cpu.shares: the maximum allowed cpu-shares is 262144");
+            }
             set(d, "cpu.shares", &s.to_string(), "cpu.shares")?;
         }
         // A period the current quota does not fit fails: then quota goes first.

@@ -118,13 +118,7 @@ fn add_exec_caps(mut caps: LinuxCapabilities, names: &[String]) -> Result<LinuxC
 }
 
 fn empty_caps() -> LinuxCapabilities {
-    let mut c = LinuxCapabilities::default();
-    c.set_bounding(Some(Default::default()));
-    c.set_effective(Some(Default::default()));
-    c.set_permitted(Some(Default::default()));
-    c.set_inheritable(Some(Default::default()));
-    c.set_ambient(Some(Default::default()));
-    c
+    crate::security::capabilities::empty()
 }
 
 fn parse_cap(name: &str) -> Result<oci_spec::runtime::Capability> {

@@ -76,6 +76,15 @@ pub fn restore(g: &Globals, id: &str, o: &RestoreOpts) -> Result<i32> {
     let bundle =
         std::fs::canonicalize(&o.bundle).ctx(|| format!("bundle {}", o.bundle.display()))?;
     let spec = crate::spec::load(&bundle)?;
+    // The resctrl group is joined by init at create; CRIU's restored tree
+    // would not be placed in it.
+    if spec
+        .linux()
+        .as_ref()
+        .is_some_and(|l| l.intel_rdt().is_some())
+    {
+        crate::bail!("restore: linux.intelRdt is not supported with restore: the restored processes would not join the resctrl group");
+    }
     let rootfs = crate::spec::rootfs(&spec, &bundle)?;
     if o.no_pivot {
         log::debug!("--no-pivot: CRIU sets up the restored root itself");
@@ -190,6 +199,7 @@ fn new_state(
         cgroup_path: cgroup_path.to_string(),
         systemd_cgroup: g.systemd_cgroup,
         creating: true,
+        intel_rdt: None,
     }
 }
 

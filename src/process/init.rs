@@ -69,8 +69,22 @@ pub fn main() -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = ch.send(&FromInit::Error(err.message().to_string()));
+    if STARTED.load(std::sync::atomic::Ordering::Relaxed) {
+        // After `start` the parent no longer listens (a failing startContainer
+        // hook, an execve that fails): say it on the container's stderr, as
+        // runc's init does.
+        eprintln!("{}", err.message());
+    } else {
+        let _ = ch.send(&FromInit::Error(err.message().to_string()));
+    }
     std::process::exit(1);
+}
+
+/// Set once `start` has released init: the sync channel is no longer read.
+static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn mark_started() {
+    STARTED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 pub enum Never {}
@@ -238,9 +252,11 @@ fn stage2(
             // rootfsPropagation for the container's own "/" can only be set
             // after pivot_root (before, that mount was part of the host's tree),
             // and last, as an unbindable root refuses the binds above. Private
-            // is already what the bind of the rootfs inherited.
+            // is already what the bind of the rootfs inherited. Only when the
+            // config asks (runc 1.2+): the rslave default, applied recursively
+            // again here, would turn a mount's own "shared" option into a slave.
             let prop = rootfs_propagation(spec)?;
-            if !prop.contains(MsFlags::MS_PRIVATE) {
+            if explicit_rootfs_propagation(spec) && !prop.contains(MsFlags::MS_PRIVATE) {
                 mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
                     .ctx(|| format!("set rootfsPropagation {prop:?} on /"))?;
             }
@@ -271,6 +287,13 @@ fn stage2(
         }
     }
     super::setup::process(ch, cfg, &process)
+}
+
+fn explicit_rootfs_propagation(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .is_some_and(|p| !p.is_empty())
 }
 
 fn rootfs_propagation(spec: &Spec) -> Result<MsFlags> {
@@ -378,15 +401,21 @@ fn prepare_rootfs(
                 .as_ref()
                 .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
     });
+    let linux = spec.linux().clone().unwrap_or_default();
+    let listed = linux.devices().clone().unwrap_or_default();
     if dev_is_tmpfs {
-        for n in devices::defaults() {
+        // A default the config lists itself is the config's (runc: /dev/null
+        // as 1:5 is made as asked, not refused as a clash with the default).
+        for n in devices::defaults()
+            .into_iter()
+            .filter(|n| !listed.iter().any(|d| d.path() == &n.path))
+        {
             devices::create(&root, &n, in_userns)?;
         }
     }
     // The config's devices before the /dev symlinks, as runc: Docker's
     // --privileged lists the host's /dev/ptmx, which the ptmx symlink to the
     // container's devpts then replaces.
-    let linux = spec.linux().clone().unwrap_or_default();
     for d in linux.devices().clone().unwrap_or_default() {
         devices::create(&root, &devices::from_spec(&d)?, in_userns)?;
     }
@@ -444,11 +473,12 @@ pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
             ))),
         };
     }
+    // Only the process's own PATH, as runc (Go's LookPath): none finds nothing.
     let path = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path.split(':') {
+        .unwrap_or("");
+    for dir in path.split(':').filter(|_| !path.is_empty()) {
         let p = Path::new(if dir.is_empty() { "." } else { dir }).join(name);
         if std::fs::metadata(&p).is_ok_and(|m| is_executable(&m)) {
             return Ok(p);

@@ -161,6 +161,9 @@ fn drive(
     // Config first: init execs and unshares its namespaces while we move it into
     // its cgroups (the first migration waits out an RCU grace period).
     send_or_init_error(ch, &ConfigMsg::Config(&l.cfg))?;
+    // pids.max waits until stage 1 has cloned stage 2 and exited: a limit of
+    // 1 (runc 1.4: pids.limit 0) must leave room for init's own clone.
+    let mut pids_later = None;
     if let Some(cg) = l.cgroup {
         if !placed {
             cg.apply(stage1)?;
@@ -175,7 +178,10 @@ fn drive(
                 .linux()
                 .as_ref()
                 .and_then(|x| x.resources().as_ref());
-            cg.set(&crate::cgroups::resources_for_create(spec_res))?;
+            let mut res = crate::cgroups::resources_for_create(spec_res);
+            pids_later = *res.pids();
+            res.set_pids(None);
+            cg.set(&res)?;
         }
     }
     parent.place(stage1)?;
@@ -203,6 +209,11 @@ fn drive(
                 *stage2 = pid;
                 // Stage 1 is done; reap it so it does not linger as a zombie.
                 let _ = waitpid(Pid::from_raw(stage1), None);
+                if let (Some(cg), Some(p)) = (l.cgroup, pids_later.take()) {
+                    let mut only = oci_spec::runtime::LinuxResources::default();
+                    only.set_pids(Some(p));
+                    cg.set(&only)?;
+                }
                 parent.on_pid(pid)?;
                 // Init is in the container's namespaces now; it goes on with
                 // its mounts while we move the devices (runc 1.4's order:

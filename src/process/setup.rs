@@ -92,7 +92,7 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
         Some(_) => {}
         None => env.push(home),
     }
-    enter_cwd(process)?;
+    enter_cwd(process, !cfg.exec)?;
     apply_task_settings(cfg, process, &linux)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     // Compiled now, so a bad profile fails `create` with a message; loaded as
@@ -104,11 +104,15 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     // before any filter is loaded that could refuse close_range.
     sys::cloexec_from(3 + cfg.preserve_fds)?;
     let mut loaded = false;
-    let caps = process.capabilities().as_ref().map(capabilities::plan_here);
-    if let Some(c) = &caps {
-        capabilities::drop_bounding(c)?;
-        capabilities::keep_caps_across_setuid()?;
-    }
+    // No `capabilities` at all means none, as in runc: every set empty.
+    let caps = capabilities::plan_here(
+        &process
+            .capabilities()
+            .clone()
+            .unwrap_or_else(capabilities::empty),
+    );
+    capabilities::drop_bounding(&caps)?;
+    capabilities::keep_caps_across_setuid()?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the
     // capability step may drop: load it first then (runc's order).
     if let Some(f) = filter.as_ref().filter(|_| !nnp) {
@@ -121,9 +125,7 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     } else {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     }
-    if let Some(c) = &caps {
-        capabilities::apply(c)?;
-    }
+    capabilities::apply(&caps)?;
     if nnp {
         set_no_new_privs()?;
     }
@@ -148,6 +150,8 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     ch.send(&FromInit::Ready)?;
     if let Some(fifo) = fifo {
         wait_for_start(&fifo)?;
+        // From here on nobody reads the sync channel: failures go to stderr.
+        super::init::mark_started();
         // Held (CLOEXEC) until execve: its closing tells `start` we exec'd.
         std::mem::forget(fifo);
         let sc = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::StartContainer);
@@ -195,8 +199,19 @@ pub fn set_oom_score_adj(process: Option<&Process>) -> Result<()> {
 }
 
 /// chdir into process.cwd, checked to be inside the container's root.
-fn enter_cwd(process: &Process) -> Result<()> {
+/// chdir to process.cwd. For the container's first process a missing cwd is
+/// created first (0755, as root, inside the pivoted root), as runc does; `exec`
+/// never creates it.
+fn enter_cwd(process: &Process, create: bool) -> Result<()> {
     let cwd = process.cwd();
+    if create && std::fs::symlink_metadata(cwd).is_err() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(cwd)
+            .ctx(|| format!("create cwd {}", cwd.display()))?;
+    }
     nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
     // CVE-2024-21626: a cwd reached through a leaked host fd shows up as an
     // unreachable path; refuse anything that is not inside our root.

@@ -223,6 +223,17 @@ pub fn plan(c: &LinuxCapabilities, host: Host) -> (Plan, Vec<String>) {
 
 /// The plan for this process as it is now (in init, after any user namespace
 /// was entered); the warnings were already logged by the parent.
+/// Every set empty: what a process without `capabilities` gets.
+pub fn empty() -> LinuxCapabilities {
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(Default::default()));
+    c.set_effective(Some(Default::default()));
+    c.set_permitted(Some(Default::default()));
+    c.set_inheritable(Some(Default::default()));
+    c.set_ambient(Some(Default::default()));
+    c
+}
+
 pub fn plan_here(c: &LinuxCapabilities) -> Plan {
     plan(c, Host::probe()).0
 }
