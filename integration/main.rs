@@ -14,6 +14,7 @@ mod init_rule;
 mod lifecycle;
 mod mounts_parity;
 mod parity;
+mod parity2;
 mod process;
 mod rootfs;
 mod seccomp;

@@ -30,6 +30,8 @@ pub struct ExecOpts {
     pub cgroup: Vec<String>,
     /// The console socket is our own foreground proxy (`exec -t`).
     pub own_console: bool,
+    /// runc 1.2's `--pidfd-socket`: where to send a pidfd of the process.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// runc's exec flags that override the container's own process settings.
@@ -338,6 +340,10 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
         Some(p) => Some(crate::process::tty::connect_console_socket(p)?),
         None => None,
     };
+    let pidfd_sock = match &o.pidfd_socket {
+        Some(p) => Some(crate::process::pidfd::connect(p)?),
+        None => None,
+    };
     let state_json = c.oci_state_json()?;
     let cfg = InitConfig {
         spec: spec.clone(),
@@ -368,6 +374,9 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
         &mut parent,
     )?;
     drop(console);
+    if let Some(sock) = &pidfd_sock {
+        crate::process::pidfd::send(sock, pid, crate::process::pidfd::EXEC_TAG)?;
+    }
     if let Some(p) = &o.pid_file {
         store::write_pid_file(p, pid)?;
     }

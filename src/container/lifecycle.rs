@@ -30,6 +30,8 @@ pub struct CreateOpts {
     /// The console socket is our own foreground proxy (`run -t`): the pty
     /// gets ONLCR cleared, as runc's own terminal handling does.
     pub own_console: bool,
+    /// runc 1.2's `--pidfd-socket`: where to send a pidfd of init.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// Undo a half-made container when create fails, by `delete`'s rules: with a
@@ -157,6 +159,10 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         Some(p) => Some(crate::process::tty::connect_console_socket(p)?),
         None => None,
     };
+    let pidfd_sock = match &o.pidfd_socket {
+        Some(p) => Some(crate::process::pidfd::connect(p)?),
+        None => None,
+    };
     let cgroup_path = cg_box.as_ref().map(|c| c.path().to_string());
     log::debug!("cgroup path {}", cgroup_path.as_deref().unwrap_or("(none)"));
     let state = new_state(g, id, &spec, &bundle, &rootfs, cgroup_path);
@@ -197,6 +203,9 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     )?;
     guard.pid = pid;
     log::debug!("init process {pid} ready");
+    if let Some(sock) = &pidfd_sock {
+        crate::process::pidfd::send(sock, pid, crate::process::pidfd::INIT_TAG)?;
+    }
     drop(fifo);
     drop(console);
     let mut state = parent.state;
