@@ -15,9 +15,27 @@ pub fn load(bundle: &Path) -> Result<Spec> {
         Ok(d) => d,
         Err(e) => bail!("load config {}: {e}", path.display()),
     };
-    let spec: Spec =
-        serde_json::from_slice(&data).ctx(|| format!("parse config {}", path.display()))?;
+    let spec = parse(&data).ctx(|| format!("parse config {}", path.display()))?;
     validate(&spec).ctx(|| format!("invalid config {}", path.display()))?;
+    Ok(spec)
+}
+
+/// Parse config.json. Capability names that are not exactly a capability's
+/// name make the spec types refuse the file or (`cap_kill`) read as another,
+/// but runc (1.1+, runtime-spec 1.1+) ignores them with a warning: take them
+/// out first. Errors come from parsing the bytes, so they keep serde's line
+/// and column.
+fn parse(data: &[u8]) -> std::result::Result<Spec, serde_json::Error> {
+    let mut v = serde_json::from_slice::<serde_json::Value>(data)?;
+    let gone = v
+        .pointer_mut("/process/capabilities")
+        .map(crate::security::capabilities::strip_unknown)
+        .unwrap_or_default();
+    if gone.is_empty() {
+        return serde_json::from_slice(data);
+    }
+    let spec = serde_json::from_value(v)?;
+    log::warn!("{}", crate::security::capabilities::unknown_warning(&gone));
     Ok(spec)
 }
 

@@ -68,7 +68,7 @@ pub fn process_from_flags(base: &Process, o: &Overrides) -> Result<Process> {
     }
     if !o.caps.is_empty() {
         let caps = p.capabilities().clone().unwrap_or_else(empty_caps);
-        p.set_capabilities(Some(add_exec_caps(caps, &o.caps)?));
+        p.set_capabilities(Some(add_exec_caps(caps, &o.caps)));
     }
     let mut env = p.env().clone().unwrap_or_default();
     env.extend(o.env.iter().cloned());
@@ -99,10 +99,22 @@ pub fn process_from_flags(base: &Process, o: &Overrides) -> Result<Process> {
 /// inheritable set never does, and ambient only what inheritable already holds
 /// (CVE-2022-29162: an inheritable set filled by `--cap` let unprivileged
 /// programs in the container regain the capabilities across execve).
-fn add_exec_caps(mut caps: LinuxCapabilities, names: &[String]) -> Result<LinuxCapabilities> {
+/// A name that is no capability (runc looks names up exactly, so `kill` or
+/// `cap_kill` too) is ignored with runc's warning.
+fn add_exec_caps(mut caps: LinuxCapabilities, names: &[String]) -> LinuxCapabilities {
     let mut add = Vec::with_capacity(names.len());
+    let mut unknown = std::collections::BTreeSet::new();
     for name in names {
-        add.push(parse_cap(name)?);
+        match crate::security::capabilities::exact(name) {
+            Some(c) => add.push(c),
+            None => {
+                unknown.insert(name.clone());
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        let v: Vec<String> = unknown.into_iter().collect();
+        log::warn!("{}", crate::security::capabilities::unknown_warning(&v));
     }
     let with = |set: Option<oci_spec::runtime::Capabilities>| {
         let mut set = set.unwrap_or_default();
@@ -116,7 +128,7 @@ fn add_exec_caps(mut caps: LinuxCapabilities, names: &[String]) -> Result<LinuxC
     let mut ambient = caps.ambient().clone().unwrap_or_default();
     ambient.extend(add.iter().filter(|c| inheritable.contains(c)).copied());
     caps.set_ambient(Some(ambient));
-    Ok(caps)
+    caps
 }
 
 fn empty_caps() -> LinuxCapabilities {
@@ -127,16 +139,6 @@ fn empty_caps() -> LinuxCapabilities {
     c.set_inheritable(Some(Default::default()));
     c.set_ambient(Some(Default::default()));
     c
-}
-
-fn parse_cap(name: &str) -> Result<oci_spec::runtime::Capability> {
-    let full = if name.to_ascii_uppercase().starts_with("CAP_") {
-        name.to_ascii_uppercase()
-    } else {
-        format!("CAP_{}", name.to_ascii_uppercase())
-    };
-    serde_json::from_value(serde_json::Value::String(full.clone()))
-        .ctx(|| format!("--cap {name:?}: unknown capability {full}"))
 }
 
 /// `uid[:gid]`, numbers only (as runc: names would need the container's passwd).
@@ -179,6 +181,14 @@ pub fn process_from_file(path: &Path) -> Result<Process> {
     if let Some(obj) = v.as_object_mut() {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    // As in config.json: names that are no capability warn and are ignored.
+    let gone = v
+        .pointer_mut("/capabilities")
+        .map(crate::security::capabilities::strip_unknown)
+        .unwrap_or_default();
+    if !gone.is_empty() {
+        log::warn!("{}", crate::security::capabilities::unknown_warning(&gone));
     }
     let p: Process =
         serde_json::from_value(v).ctx(|| format!("parse process file {}", path.display()))?;
@@ -410,7 +420,7 @@ mod tests {
             tty: true,
             user: Some("1000:100".into()),
             additional_gids: vec![5, 6],
-            caps: vec!["net_admin".into()],
+            caps: vec!["CAP_NET_ADMIN".into()],
             no_new_privs: true,
             ..Default::default()
         };
@@ -449,7 +459,11 @@ mod tests {
         b.set_capabilities(Some(c));
         let o = Overrides {
             args: vec!["true".into()],
-            caps: vec!["CAP_KILL".into(), "audit_write".into(), "NET_ADMIN".into()],
+            caps: vec![
+                "CAP_KILL".into(),
+                "CAP_AUDIT_WRITE".into(),
+                "CAP_NET_ADMIN".into(),
+            ],
             ..Default::default()
         };
         let p = process_from_flags(&b, &o).unwrap();
@@ -465,6 +479,29 @@ mod tests {
             let s = set(s);
             assert!([Kill, AuditWrite, NetAdmin].iter().all(|c| s.contains(c)));
         }
+    }
+
+    #[test]
+    fn exec_caps_not_spelled_exactly_are_ignored() {
+        let o = Overrides {
+            args: vec!["true".into()],
+            caps: vec![
+                "CAP_NOPE".into(),
+                "net_admin".into(),
+                "CAP_SYS_ADMIN".into(),
+            ],
+            ..Default::default()
+        };
+        let p = process_from_flags(&base(), &o).unwrap();
+        let b = p
+            .capabilities()
+            .clone()
+            .unwrap()
+            .bounding()
+            .clone()
+            .unwrap();
+        use oci_spec::runtime::Capability::{Kill, NetAdmin, SysAdmin};
+        assert!(b.contains(&SysAdmin) && b.contains(&Kill) && !b.contains(&NetAdmin));
     }
 
     #[test]
@@ -494,7 +531,6 @@ mod tests {
         assert!(o(|o| o.user = Some("bob".into())).is_err());
         assert!(o(|o| o.user = Some("1:x".into())).is_err());
         assert!(o(|o| o.cwd = Some("rel".into())).is_err());
-        assert!(o(|o| o.caps = vec!["CAP_NOPE".into()]).is_err());
         assert!(o(|o| o.args.clear()).is_err());
     }
 
