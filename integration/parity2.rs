@@ -155,3 +155,141 @@ fn pidfd_socket_with_run_and_a_dead_socket() {
         st.stdout_text()
     );
 }
+
+// ---------------------------------------------------------------------------
+// kill without a PID namespace of the container's own
+
+/// A config sharing the host's PID namespace, its init a shell with two
+/// sleeping children.
+fn shared_pid_ns_bundle() -> Bundle {
+    let mut b = Bundle::new().args(&["sh", "-c", "sleep 1001 & sleep 1002 & wait"]);
+    let nss = b.config()["linux"]["namespaces"].clone();
+    let kept: Vec<serde_json::Value> = nss
+        .as_array()
+        .expect("namespaces")
+        .iter()
+        .filter(|n| n["type"] != "pid")
+        .cloned()
+        .collect();
+    b.config_mut()["linux"]["namespaces"] = serde_json::Value::Array(kept);
+    b
+}
+
+/// The host PIDs `ps --format json` lists, once there are `n` of them.
+fn wait_for_pids(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = rt.run(&["ps", "--format", "json", id]);
+        out.assert_success("ps --format json");
+        let v: Vec<i32> = serde_json::from_str(&out.stdout_text()).expect("ps json");
+        if v.len() >= n {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{n} processes never appeared: {v:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` is gone (or a zombie) within `max`.
+fn gone_within(pid: i32, max: Duration) -> bool {
+    let end = std::time::Instant::now() + max;
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()))
+            .flatten();
+        if matches!(state, None | Some('Z') | Some('X')) {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start_container(rt: &Runtime, b: &Bundle) -> String {
+    let id = rt.new_id();
+    rt.create(&id, b).assert_success("create");
+    rt.start(&id).assert_success("start");
+    id
+}
+
+/// runc 1.2+ (libcontainer Container.Signal): SIGKILL to a container that
+/// shares the host's PID namespace kills every process in its cgroup, not
+/// just init, so nothing is left running (runc 1.1.5 signalled init only,
+/// leaving its children). Also when init is already gone: `kill KILL` then
+/// still reaches what init left behind.
+#[test]
+fn sigkill_without_a_pid_namespace_kills_every_process() {
+    if skip_unless_root() {
+        return;
+    }
+    let b = shared_pid_ns_bundle();
+    let rt = Runtime::skiff();
+    let id = start_container(&rt, &b);
+    let pids = wait_for_pids(&rt, &id, 3);
+    rt.kill(&id, "KILL").assert_success("kill KILL");
+    for p in &pids {
+        assert!(
+            gone_within(*p, Duration::from_secs(10)),
+            "process {p} survived kill KILL"
+        );
+    }
+    rt.delete(&id).assert_success("delete");
+
+    // Other signals go to init only (every runc): the children stay, and a
+    // later SIGKILL, with init gone, kills them (runc 1.2+).
+    let id = start_container(&rt, &b);
+    let pids = wait_for_pids(&rt, &id, 3);
+    let init = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    rt.kill(&id, "TERM").assert_success("kill TERM");
+    assert!(
+        gone_within(init, Duration::from_secs(10)),
+        "init survived TERM"
+    );
+    let children: Vec<i32> = pids.into_iter().filter(|p| *p != init).collect();
+    for p in &children {
+        assert!(
+            !gone_within(*p, Duration::from_millis(200)),
+            "TERM reached child {p}"
+        );
+    }
+    rt.kill(&id, "KILL")
+        .assert_success("kill KILL after init exited");
+    for p in &children {
+        assert!(
+            gone_within(*p, Duration::from_secs(10)),
+            "process {p} survived kill KILL"
+        );
+    }
+    rt.delete(&id).assert_success("delete");
+}
+
+/// `kill --all` (obsolete in runc's help, still sent by containerd) signals
+/// every process in the cgroup with the given signal, as runc 1.1.5 does.
+#[test]
+fn kill_all_signals_every_process_in_the_cgroup() {
+    if skip_unless_root() {
+        return;
+    }
+    let b = shared_pid_ns_bundle();
+    let mut rts = vec![("skiff", Runtime::skiff())];
+    rts.extend(Runtime::runc().map(|r| ("runc", r)));
+    for (name, rt) in &rts {
+        let id = start_container(rt, &b);
+        let pids = wait_for_pids(rt, &id, 3);
+        rt.run(&["kill", "--all", &id, "TERM"])
+            .assert_success(&format!("{name} kill --all TERM"));
+        for p in &pids {
+            assert!(
+                gone_within(*p, Duration::from_secs(10)),
+                "{name}: {p} survived kill --all TERM"
+            );
+        }
+        rt.delete(&id).assert_success("delete");
+    }
+}

@@ -413,6 +413,9 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
             return Ok(());
         }
     }
+    if sig == libc::SIGKILL && kill_shared_pid_ns(&c)? {
+        return Ok(());
+    }
     match c.status {
         Status::Stopped => bail!("container not running"),
         _ => {
@@ -428,6 +431,28 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
             Ok(())
         }
     }
+}
+
+/// runc 1.2+: SIGKILL to a container without a PID namespace of its own
+/// kills every process in its cgroup, since killing init leaves the rest
+/// running (in a private PID namespace the kernel does that itself). runc
+/// 1.1.5 signalled init only. False when this does not apply.
+fn kill_shared_pid_ns(c: &Container) -> Result<bool> {
+    let spec = c.store.read_json::<Spec>(c.id(), store::CONFIG_FILE).ok();
+    if spec.as_ref().is_none_or(has_own_pid_ns) {
+        return Ok(false);
+    }
+    let Some(cg) = c.cgroup() else {
+        return Ok(false);
+    };
+    let empty = cg.pids().map_or(true, |p| p.is_empty());
+    if empty && c.status == Status::Stopped {
+        bail!("container not running");
+    }
+    kill_all_in(cg.as_ref(), Signal::SIGKILL);
+    // A frozen v1 task only dies once thawed (kill_all_in thaws only what it froze).
+    let _ = cg.freeze(FreezerState::Thawed);
+    Ok(true)
 }
 
 fn signal_pid(pid: i32, sig: i32) -> std::result::Result<(), nix::errno::Errno> {
