@@ -293,3 +293,75 @@ fn kill_all_signals_every_process_in_the_cgroup() {
         rt.delete(&id).assert_success("delete");
     }
 }
+
+// ---------------------------------------------------------------------------
+// process.scheduler flags
+
+/// A sleeping container whose process.scheduler is SCHED_BATCH, nice 3, with
+/// `flags`.
+fn sched_bundle(flags: &[&str]) -> Bundle {
+    let mut b = Bundle::new().args(&["sleep", "1000"]);
+    b.config_mut()["process"]["scheduler"] =
+        serde_json::json!({"policy": "SCHED_BATCH", "nice": 3, "flags": flags});
+    b
+}
+
+/// runtime-spec 1.2 spells the scheduler flags SCHED_FLAG_*; runc 1.2+ reads
+/// exactly those (libcontainer/configs ToSchedAttr) and refuses any other
+/// with "invalid scheduler flag: X" (runc 1.1.5 has no process.scheduler
+/// at all, so the expectations are written here). Each spec name is accepted:
+/// the container runs, or the kernel itself refuses the attribute (the
+/// util-clamp flags without CONFIG_UCLAMP_TASK), never the config's parser.
+/// SCHED_FLAG_RESET_ON_FORK is really applied: sched_getscheduler(2) of init
+/// reports it.
+#[test]
+fn scheduler_flags_with_the_runtime_spec_spellings() {
+    if skip_unless_root() {
+        return;
+    }
+    const SCHED_BATCH: i32 = 3;
+    const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
+    let rt = Runtime::skiff();
+    let b = sched_bundle(&["SCHED_FLAG_RESET_ON_FORK"]);
+    let id = rt.new_id();
+    rt.create(&id, &b)
+        .assert_success("create with SCHED_FLAG_RESET_ON_FORK");
+    let pid = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    // SAFETY: sched_getscheduler takes a PID and only reads.
+    let policy = unsafe { libc::sched_getscheduler(pid) };
+    assert_eq!(policy, SCHED_BATCH | SCHED_RESET_ON_FORK, "init's policy");
+    rt.delete_force(&id).assert_success("delete");
+
+    for flag in [
+        "SCHED_FLAG_RECLAIM",
+        "SCHED_FLAG_DL_OVERRUN",
+        "SCHED_FLAG_KEEP_POLICY",
+        "SCHED_FLAG_KEEP_PARAMS",
+        "SCHED_FLAG_UTIL_CLAMP_MIN",
+        "SCHED_FLAG_UTIL_CLAMP_MAX",
+    ] {
+        let b = sched_bundle(&[flag]);
+        let id = rt.new_id();
+        let out = rt.create(&id, &b);
+        if out.status.success() {
+            rt.delete_force(&id).assert_success("delete");
+            continue;
+        }
+        let err = out.stderr_text();
+        assert!(
+            err.contains("sched_setattr") && !err.contains("parse config"),
+            "{flag}: refused by skiff, not the kernel: {err}"
+        );
+    }
+
+    // The oci-spec crate's own spelling is not the runtime-spec's: refused.
+    let b = sched_bundle(&["SCHED_RESET_ON_FORK"]);
+    let out = rt.create(&rt.new_id(), &b);
+    out.assert_code(1, "create with SCHED_RESET_ON_FORK");
+    assert!(
+        out.stderr_text()
+            .contains("invalid scheduler flag: SCHED_RESET_ON_FORK"),
+        "{}",
+        out.stderr_text()
+    );
+}

@@ -182,14 +182,7 @@ pub fn process_from_file(path: &Path) -> Result<Process> {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
-    // As in config.json: names that are no capability warn and are ignored.
-    let gone = v
-        .pointer_mut("/capabilities")
-        .map(crate::security::capabilities::strip_unknown)
-        .unwrap_or_default();
-    if !gone.is_empty() {
-        log::warn!("{}", crate::security::capabilities::unknown_warning(&gone));
-    }
+    crate::spec::process_fixups(&mut v).ctx(|| format!("process file {}", path.display()))?;
     let p: Process =
         serde_json::from_value(v).ctx(|| format!("parse process file {}", path.display()))?;
     validate(&p)?;

@@ -200,7 +200,7 @@ fn seeds() -> Vec<Value> {
     full["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
     full["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL", "CAP_SYS_RESOURCE"]);
     full["process"]["scheduler"] =
-        json!({"policy": "SCHED_BATCH", "nice": 3, "flags": ["SCHED_RESET_ON_FORK"]});
+        json!({"policy": "SCHED_BATCH", "nice": 3, "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
     full["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 4});
     full["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "0-1"});
     full["process"]["oomScoreAdj"] = json!(100);
@@ -358,7 +358,8 @@ fn mutate_bytes(b: &mut Vec<u8>, rng: &mut Rng) {
 /// Everything that runs on a config before init starts. Errors are fine;
 /// panics are bugs.
 fn exercise(bytes: &[u8]) {
-    let Ok(spec) = serde_json::from_slice::<Spec>(bytes) else {
+    // The path config.json takes (fixups of the raw JSON, then the types).
+    let Ok(spec) = spec::parse(bytes) else {
         return;
     };
     let _ = spec::validate(&spec);
