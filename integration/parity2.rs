@@ -365,3 +365,68 @@ fn scheduler_flags_with_the_runtime_spec_spellings() {
         out.stderr_text()
     );
 }
+
+// ---------------------------------------------------------------------------
+// --debug on every command
+
+/// `--debug` shows what the runtime does as `level=debug` lines, on stderr
+/// in runc's text form and in a `--log` file as JSON objects, for every
+/// command that acts on a container, not just create and run. (runc 1.1.5
+/// logs debug lines for create, run and exec only; the issue asks each
+/// command to say what it does.)
+#[test]
+fn debug_lines_for_every_container_command() {
+    if skip_unless_root() {
+        return;
+    }
+    let b = Bundle::new().args(&["sleep", "1000"]);
+    let rt = Runtime::skiff();
+    let id = rt.new_id();
+    rt.create(&id, &b).assert_success("create");
+    let log = b.path().join("debug.json");
+    let log_s = log.to_str().expect("utf-8");
+    let steps: [&[&str]; 10] = [
+        &["start", &id],
+        &["state", &id],
+        &["ps", &id],
+        &["pause", &id],
+        &["resume", &id],
+        &["update", "--pids-limit", "100", &id],
+        &["events", "--stats", &id],
+        &["exec", &id, "true"],
+        &["kill", &id, "KILL"],
+        &["delete", "--force", &id],
+    ];
+    for args in steps {
+        let mut text = vec!["--debug"];
+        text.extend_from_slice(args);
+        let out = rt.run(&text);
+        out.assert_success(&args.join(" "));
+        assert!(
+            out.stderr_text()
+                .lines()
+                .any(|l| l.contains(" level=debug msg=")),
+            "--debug {}: no debug line on stderr: {:?}",
+            args[0],
+            out.stderr_text()
+        );
+        // Commands that can run twice: once more, logging JSON to a file.
+        if !["state", "ps", "update", "events"].contains(&args[0]) {
+            continue;
+        }
+        let _ = std::fs::remove_file(&log);
+        let mut json = vec!["--debug", "--log", log_s, "--log-format", "json"];
+        json.extend_from_slice(args);
+        rt.run(&json)
+            .assert_success(&format!("{} with --log", args[0]));
+        let file = std::fs::read_to_string(&log).unwrap_or_default();
+        let debug = file.lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["level"] == "debug")
+        });
+        assert!(
+            debug,
+            "--debug --log {}: no debug object in {file:?}",
+            args[0]
+        );
+    }
+}

@@ -319,6 +319,7 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
     }
     let mut spec: Spec = c.store.read_json(id, store::CONFIG_FILE)?;
     let pid = c.state.pid;
+    log::debug!("exec: joining the namespaces and cgroup of init process {pid}");
     let nss = join_paths(&spec, pid)?;
     // The paths name init by PID: make sure it is still the same process.
     match proc_start_time(pid) {
@@ -377,6 +378,7 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
         &mut parent,
     )?;
     drop(console);
+    log::debug!("exec: process {pid} started");
     if let Some(sock) = &pidfd_sock {
         crate::process::pidfd::send(sock, pid, crate::process::pidfd::EXEC_TAG)?;
     }

@@ -394,6 +394,7 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
     let c = Container::load(g, id)?;
     if all {
         if let Some(cg) = c.cgroup() {
+            log::debug!("kill --all: signal {sig} to every process in {}", cg.path());
             if sig == libc::SIGKILL && cg.kill_all()? {
                 return Ok(());
             }
@@ -414,8 +415,10 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
         }
     }
     if sig == libc::SIGKILL && kill_shared_pid_ns(&c)? {
+        log::debug!("kill: SIGKILL to every process in the cgroup (no PID namespace of its own)");
         return Ok(());
     }
+    log::debug!("kill: signal {sig} to init process {}", c.state.pid);
     match c.status {
         Status::Stopped => bail!("container not running"),
         _ => {
@@ -511,6 +514,7 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
         Status::Running | Status::Paused if force => stop(&c, own_ns)?,
         s => bail!("cannot delete container {id} that is not stopped: {s}"),
     }
+    log::debug!("delete: removing the cgroup and state of container {id}");
     destroy(&c, own_ns, spec.as_ref())
 }
 
