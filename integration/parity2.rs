@@ -430,3 +430,42 @@ fn debug_lines_for_every_container_command() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// exec into a paused container
+
+/// `exec` into a paused container is refused unless `--ignore-paused`, with
+/// runc's words (1.1.5 through 1.5) and runc's exit status.
+#[test]
+fn exec_into_a_paused_container_is_refused_in_runcs_words() {
+    if skip_unless_root() {
+        return;
+    }
+    let b = Bundle::new().args(&["sleep", "1000"]);
+    let mut rts = vec![("skiff", Runtime::skiff())];
+    rts.extend(Runtime::runc().map(|r| ("runc", r)));
+    let mut codes = Vec::new();
+    for (name, rt) in &rts {
+        let id = start_container(rt, &b);
+        rt.run(&["pause", &id]).assert_success("pause");
+        let out = rt.run(&["exec", &id, "true"]);
+        assert!(
+            !out.status.success(),
+            "{name}: exec into a paused container ran"
+        );
+        assert!(
+            out.stderr_text()
+                .contains("cannot exec in a paused container (use --ignore-paused to override)"),
+            "{name}: {}",
+            out.stderr_text()
+        );
+        codes.push(out.status.code());
+        rt.run(&["resume", &id]).assert_success("resume");
+        rt.run(&["exec", &id, "true"])
+            .assert_success("exec after resume");
+        rt.delete_force(&id).assert_success("delete");
+    }
+    if codes.len() == 2 {
+        assert_eq!(codes[0], codes[1], "skiff's exit status, then runc's");
+    }
+}

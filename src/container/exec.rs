@@ -304,8 +304,9 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
     match c.status {
         Status::Created | Status::Running => {}
         Status::Paused if o.ignore_paused => {}
+        // runc's exact words (1.1.5 through 1.5).
         Status::Paused => {
-            bail!("cannot exec in a paused container {id} (use --ignore-paused to override)")
+            bail!("cannot exec in a paused container (use --ignore-paused to override)")
         }
         Status::Stopped => bail!("cannot exec in a stopped container {id}"),
         Status::Creating => bail!("cannot exec in container {id}: it is still being created"),
