@@ -20,6 +20,7 @@ mod lifecycle;
 mod mounts_parity;
 mod netdev;
 mod parity;
+mod parity2;
 mod process;
 mod rootfs;
 mod rootless;

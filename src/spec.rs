@@ -15,10 +15,47 @@ pub fn load(bundle: &Path) -> Result<Spec> {
         Ok(d) => d,
         Err(e) => bail!("load config {}: {e}", path.display()),
     };
-    let spec: Spec =
-        serde_json::from_slice(&data).ctx(|| format!("parse config {}", path.display()))?;
+    let spec = parse(&data).ctx(|| format!("parse config {}", path.display()))?;
     validate(&spec).ctx(|| format!("invalid config {}", path.display()))?;
     Ok(spec)
+}
+
+/// Parse config.json, after `spec_fixups`. Errors come from parsing the
+/// bytes when nothing needed fixing, so they keep serde's line and column.
+pub fn parse(data: &[u8]) -> Result<Spec> {
+    let json_err = |e: serde_json::Error| crate::error::Error::new(e.to_string());
+    let mut v = serde_json::from_slice::<serde_json::Value>(data).map_err(json_err)?;
+    let changed = match v.get_mut("process") {
+        Some(p) => process_fixups(p)?,
+        None => false,
+    };
+    if !changed {
+        return serde_json::from_slice(data).map_err(json_err);
+    }
+    serde_json::from_value(v).map_err(json_err)
+}
+
+/// What the spec types cannot read as the runtime-spec and runc mean it,
+/// fixed in a JSON process object (config.json's, or exec's process.json)
+/// before it is parsed; returns whether anything changed:
+/// - capability names that are not exactly a capability's name make the
+///   types refuse the file or (`cap_kill`) read as another, but runc (1.1+,
+///   runtime-spec 1.1+) ignores them with a warning: they are taken out;
+/// - scheduler flags spelled as the runtime-spec spells them.
+pub fn process_fixups(process: &mut serde_json::Value) -> Result<bool> {
+    use crate::security::{capabilities, task};
+    let gone = process
+        .get_mut("capabilities")
+        .map(capabilities::strip_unknown)
+        .unwrap_or_default();
+    if !gone.is_empty() {
+        log::warn!("{}", capabilities::unknown_warning(&gone));
+    }
+    let sched = match process.get_mut("scheduler") {
+        Some(s) => task::spec_flags_to_crate(s)?,
+        None => false,
+    };
+    Ok(!gone.is_empty() || sched)
 }
 
 /// The absolute rootfs path (root.path is relative to the bundle when relative).

@@ -13,6 +13,9 @@ pub struct CreateFlags {
     /// AF_UNIX socket that receives the pty master
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// AF_UNIX socket that receives a pidfd of the container's init (runc 1.2)
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Use MS_MOVE + chroot instead of pivot_root
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
@@ -37,6 +40,7 @@ impl CreateFlags {
                 .saturating_add(crate::process::listen_fds::count()),
             foreground,
             own_console: false,
+            pidfd_socket: self.pidfd_socket.clone(),
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct Args {
     /// Console socket for the pty master
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// AF_UNIX socket that receives a pidfd of the process (runc 1.2)
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Allow exec in a paused container
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
@@ -75,6 +78,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         ignore_paused: a.ignore_paused,
         cgroup: a.cgroup.clone(),
         own_console: false,
+        pidfd_socket: a.pidfd_socket.clone(),
     };
     if a.detach {
         exec::exec(g, &a.id, process, &opts)?;

@@ -30,6 +30,8 @@ pub struct ExecOpts {
     pub cgroup: Vec<String>,
     /// The console socket is our own foreground proxy (`exec -t`).
     pub own_console: bool,
+    /// runc 1.2's `--pidfd-socket`: where to send a pidfd of the process.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// runc's exec flags that override the container's own process settings.
@@ -66,7 +68,7 @@ pub fn process_from_flags(base: &Process, o: &Overrides) -> Result<Process> {
     }
     if !o.caps.is_empty() {
         let caps = p.capabilities().clone().unwrap_or_else(empty_caps);
-        p.set_capabilities(Some(add_exec_caps(caps, &o.caps)?));
+        p.set_capabilities(Some(add_exec_caps(caps, &o.caps)));
     }
     let mut env = p.env().clone().unwrap_or_default();
     env.extend(o.env.iter().cloned());
@@ -97,10 +99,22 @@ pub fn process_from_flags(base: &Process, o: &Overrides) -> Result<Process> {
 /// inheritable set never does, and ambient only what inheritable already holds
 /// (CVE-2022-29162: an inheritable set filled by `--cap` let unprivileged
 /// programs in the container regain the capabilities across execve).
-fn add_exec_caps(mut caps: LinuxCapabilities, names: &[String]) -> Result<LinuxCapabilities> {
+/// A name that is no capability (runc looks names up exactly, so `kill` or
+/// `cap_kill` too) is ignored with runc's warning.
+fn add_exec_caps(mut caps: LinuxCapabilities, names: &[String]) -> LinuxCapabilities {
     let mut add = Vec::with_capacity(names.len());
+    let mut unknown = std::collections::BTreeSet::new();
     for name in names {
-        add.push(parse_cap(name)?);
+        match crate::security::capabilities::exact(name) {
+            Some(c) => add.push(c),
+            None => {
+                unknown.insert(name.clone());
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        let v: Vec<String> = unknown.into_iter().collect();
+        log::warn!("{}", crate::security::capabilities::unknown_warning(&v));
     }
     let with = |set: Option<oci_spec::runtime::Capabilities>| {
         let mut set = set.unwrap_or_default();
@@ -114,21 +128,11 @@ fn add_exec_caps(mut caps: LinuxCapabilities, names: &[String]) -> Result<LinuxC
     let mut ambient = caps.ambient().clone().unwrap_or_default();
     ambient.extend(add.iter().filter(|c| inheritable.contains(c)).copied());
     caps.set_ambient(Some(ambient));
-    Ok(caps)
+    caps
 }
 
 fn empty_caps() -> LinuxCapabilities {
     crate::security::capabilities::empty()
-}
-
-fn parse_cap(name: &str) -> Result<oci_spec::runtime::Capability> {
-    let full = if name.to_ascii_uppercase().starts_with("CAP_") {
-        name.to_ascii_uppercase()
-    } else {
-        format!("CAP_{}", name.to_ascii_uppercase())
-    };
-    serde_json::from_value(serde_json::Value::String(full.clone()))
-        .ctx(|| format!("--cap {name:?}: unknown capability {full}"))
 }
 
 /// `uid[:gid]`, numbers only (as runc: names would need the container's passwd).
@@ -172,6 +176,7 @@ pub fn process_from_file(path: &Path) -> Result<Process> {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
+    crate::spec::process_fixups(&mut v).ctx(|| format!("process file {}", path.display()))?;
     let p: Process =
         serde_json::from_value(v).ctx(|| format!("parse process file {}", path.display()))?;
     validate(&p)?;
@@ -304,8 +309,9 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
     match c.status {
         Status::Created | Status::Running => {}
         Status::Paused if o.ignore_paused => {}
+        // runc's exact words (1.1.5 through 1.5).
         Status::Paused => {
-            bail!("cannot exec in a paused container {id} (use --ignore-paused to override)")
+            bail!("cannot exec in a paused container (use --ignore-paused to override)")
         }
         Status::Stopped => bail!("cannot exec in a stopped container {id}"),
         Status::Creating => bail!("cannot exec in container {id}: it is still being created"),
@@ -319,6 +325,7 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
     }
     let mut spec: Spec = c.store.read_json(id, store::CONFIG_FILE)?;
     let pid = c.state.pid;
+    log::debug!("exec: joining the namespaces and cgroup of init process {pid}");
     let nss = join_paths(&spec, pid)?;
     // The paths name init by PID: make sure it is still the same process.
     match proc_start_time(pid) {
@@ -341,6 +348,10 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
     let cg = sub_cg.or(base_cg);
     let console = match &o.console_socket {
         Some(p) => Some(crate::process::tty::connect_console_socket(p)?),
+        None => None,
+    };
+    let pidfd_sock = match &o.pidfd_socket {
+        Some(p) => Some(crate::process::pidfd::connect(p)?),
         None => None,
     };
     let state_json = c.oci_state_json()?;
@@ -374,6 +385,10 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
         &mut parent,
     )?;
     drop(console);
+    log::debug!("exec: process {pid} started");
+    if let Some(sock) = &pidfd_sock {
+        crate::process::pidfd::send(sock, pid, crate::process::pidfd::EXEC_TAG)?;
+    }
     if let Some(p) = &o.pid_file {
         store::write_pid_file(p, pid)?;
     }
@@ -407,7 +422,7 @@ mod tests {
             tty: true,
             user: Some("1000:100".into()),
             additional_gids: vec![5, 6],
-            caps: vec!["net_admin".into()],
+            caps: vec!["CAP_NET_ADMIN".into()],
             no_new_privs: true,
             ..Default::default()
         };
@@ -446,7 +461,11 @@ mod tests {
         b.set_capabilities(Some(c));
         let o = Overrides {
             args: vec!["true".into()],
-            caps: vec!["CAP_KILL".into(), "audit_write".into(), "NET_ADMIN".into()],
+            caps: vec![
+                "CAP_KILL".into(),
+                "CAP_AUDIT_WRITE".into(),
+                "CAP_NET_ADMIN".into(),
+            ],
             ..Default::default()
         };
         let p = process_from_flags(&b, &o).unwrap();
@@ -462,6 +481,29 @@ mod tests {
             let s = set(s);
             assert!([Kill, AuditWrite, NetAdmin].iter().all(|c| s.contains(c)));
         }
+    }
+
+    #[test]
+    fn exec_caps_not_spelled_exactly_are_ignored() {
+        let o = Overrides {
+            args: vec!["true".into()],
+            caps: vec![
+                "CAP_NOPE".into(),
+                "net_admin".into(),
+                "CAP_SYS_ADMIN".into(),
+            ],
+            ..Default::default()
+        };
+        let p = process_from_flags(&base(), &o).unwrap();
+        let b = p
+            .capabilities()
+            .clone()
+            .unwrap()
+            .bounding()
+            .clone()
+            .unwrap();
+        use oci_spec::runtime::Capability::{Kill, NetAdmin, SysAdmin};
+        assert!(b.contains(&SysAdmin) && b.contains(&Kill) && !b.contains(&NetAdmin));
     }
 
     #[test]
@@ -491,7 +533,6 @@ mod tests {
         assert!(o(|o| o.user = Some("bob".into())).is_err());
         assert!(o(|o| o.user = Some("1:x".into())).is_err());
         assert!(o(|o| o.cwd = Some("rel".into())).is_err());
-        assert!(o(|o| o.caps = vec!["CAP_NOPE".into()]).is_err());
         assert!(o(|o| o.args.clear()).is_err());
     }
 

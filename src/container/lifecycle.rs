@@ -30,6 +30,8 @@ pub struct CreateOpts {
     /// The console socket is our own foreground proxy (`run -t`): the pty
     /// gets ONLCR cleared, as runc's own terminal handling does.
     pub own_console: bool,
+    /// runc 1.2's `--pidfd-socket`: where to send a pidfd of init.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// Undo a half-made container when create fails, by `delete`'s rules: with a
@@ -201,6 +203,10 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         Some(p) => Some(crate::process::tty::connect_console_socket(p)?),
         None => None,
     };
+    let pidfd_sock = match &o.pidfd_socket {
+        Some(p) => Some(crate::process::pidfd::connect(p)?),
+        None => None,
+    };
     let cgroup_path = cg_box.as_ref().map(|c| c.path().to_string());
     log::debug!("cgroup path {}", cgroup_path.as_deref().unwrap_or("(none)"));
     let state = new_state(g, id, &spec, &bundle, &rootfs, cgroup_path);
@@ -243,6 +249,9 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     let pid = launched?;
     guard.pid = pid;
     log::debug!("init process {pid} ready");
+    if let Some(sock) = &pidfd_sock {
+        crate::process::pidfd::send(sock, pid, crate::process::pidfd::INIT_TAG)?;
+    }
     drop(fifo);
     drop(console);
     let mut state = parent.state;
@@ -432,6 +441,7 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
     let c = Container::load(g, id)?;
     if all {
         if let Some(cg) = c.cgroup() {
+            log::debug!("kill --all: signal {sig} to every process in {}", cg.path());
             if sig == libc::SIGKILL && cg.kill_all()? {
                 return Ok(());
             }
@@ -451,6 +461,11 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
             return Ok(());
         }
     }
+    if sig == libc::SIGKILL && kill_shared_pid_ns(&c)? {
+        log::debug!("kill: SIGKILL to every process in the cgroup (no PID namespace of its own)");
+        return Ok(());
+    }
+    log::debug!("kill: signal {sig} to init process {}", c.state.pid);
     match c.status {
         Status::Stopped => bail!("container not running"),
         _ => {
@@ -466,6 +481,28 @@ pub fn kill_container(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> 
             Ok(())
         }
     }
+}
+
+/// runc 1.2+: SIGKILL to a container without a PID namespace of its own
+/// kills every process in its cgroup, since killing init leaves the rest
+/// running (in a private PID namespace the kernel does that itself). runc
+/// 1.1.5 signalled init only. False when this does not apply.
+fn kill_shared_pid_ns(c: &Container) -> Result<bool> {
+    let spec = c.store.read_json::<Spec>(c.id(), store::CONFIG_FILE).ok();
+    if spec.as_ref().is_none_or(has_own_pid_ns) {
+        return Ok(false);
+    }
+    let Some(cg) = c.cgroup() else {
+        return Ok(false);
+    };
+    let empty = cg.pids().map_or(true, |p| p.is_empty());
+    if empty && c.status == Status::Stopped {
+        bail!("container not running");
+    }
+    kill_all_in(cg.as_ref(), Signal::SIGKILL);
+    // A frozen v1 task only dies once thawed (kill_all_in thaws only what it froze).
+    let _ = cg.freeze(FreezerState::Thawed);
+    Ok(true)
 }
 
 fn signal_pid(pid: i32, sig: i32) -> std::result::Result<(), nix::errno::Errno> {
@@ -524,6 +561,7 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
         Status::Running | Status::Paused if force => stop(&c, own_ns)?,
         s => bail!("cannot delete container {id} that is not stopped: {s}"),
     }
+    log::debug!("delete: removing the cgroup and state of container {id}");
     destroy(&c, own_ns, spec.as_ref())
 }
 

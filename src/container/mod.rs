@@ -57,6 +57,11 @@ impl Container {
         let store = g.store();
         let state: State = store.read_json(id, store::STATE_FILE)?;
         let status = observe(&store, &state);
+        log::debug!(
+            "container {id}: {status}, init process {}, state in {}",
+            state.pid,
+            store.dir(id).display()
+        );
         Ok(Container {
             state,
             status,

@@ -37,7 +37,9 @@ pub fn pause(g: &Globals, id: &str) -> Result<()> {
         Status::Stopped => bail!("container {id} is not running"),
         Status::Creating => bail!("container {id} is still being created"),
     }
-    cgroup_of(&c)?.freeze(FreezerState::Frozen)
+    let cg = cgroup_of(&c)?;
+    log::debug!("pause: freezing cgroup {}", cg.path());
+    cg.freeze(FreezerState::Frozen)
 }
 
 pub fn resume(g: &Globals, id: &str) -> Result<()> {
@@ -45,7 +47,9 @@ pub fn resume(g: &Globals, id: &str) -> Result<()> {
     if c.status != Status::Paused {
         bail!("container {id} is not paused (it is {})", c.status);
     }
-    cgroup_of(&c)?.freeze(FreezerState::Thawed)
+    let cg = cgroup_of(&c)?;
+    log::debug!("resume: thawing cgroup {}", cg.path());
+    cg.freeze(FreezerState::Thawed)
 }
 
 /// Apply `update` on top of the container's current resources, as `runc update`
@@ -56,6 +60,7 @@ pub fn update(g: &Globals, id: &str, update: &Value) -> Result<()> {
     if matches!(c.status, Status::Stopped | Status::Creating) {
         bail!("container {id} is not running");
     }
+    log::debug!("update: resources {update} for container {id}");
     let mut spec: Spec = c.store.read_json(id, store::CONFIG_FILE)?;
     let mut linux = spec.linux().clone().unwrap_or_default();
     let current = serde_json::to_value(linux.resources().clone().unwrap_or_default())

@@ -3,6 +3,7 @@
 pub mod init;
 pub mod launch;
 pub mod listen_fds;
+pub mod pidfd;
 pub mod setup;
 pub mod sync;
 pub mod tty;

@@ -6,8 +6,11 @@
 //! one missing from the bounding set we run with (CAP_SYS_RESOURCE on hosts
 //! that dropped it), or one the kernel's set rules make impossible (effective
 //! outside permitted, ambient outside permitted and inheritable) is left out,
-//! and `plan` says why. (A name that is no capability at all, like
-//! "CAP_TEST", is refused earlier, when config.json is parsed.)
+//! and `plan` says why. A name that is no capability at all, like "CAP_TEST",
+//! is taken out of the JSON before it is parsed (`strip_unknown`) and warned
+//! about in runc's words (runc 1.1+: "ignoring unknown or unavailable
+//! capabilities: [CAP_TEST]"). Ambient capabilities that cannot be raised are
+//! dropped silently, as runc drops them.
 //!
 //! Order around the uid switch (process/setup.rs):
 //! `drop_bounding` (needs CAP_SETPCAP, so before anything is dropped) ->
@@ -145,25 +148,26 @@ fn names(mask: u64) -> String {
 }
 
 /// One configured set, keeping what the host can grant; warnings say what not.
-fn filter(set: &Option<Capabilities>, what: &str, host: Host, warnings: &mut Vec<String>) -> u64 {
+/// Capabilities past the kernel's last one go into `unknown` (one warning for
+/// all sets, as runc gives).
+fn filter(
+    set: &Option<Capabilities>,
+    what: &str,
+    host: Host,
+    unknown: &mut u64,
+    warnings: &mut Vec<String>,
+) -> u64 {
     let mut mask = 0u64;
-    let (mut unknown, mut missing) = (0u64, 0u64);
+    let mut missing = 0u64;
     for c in set.iter().flatten() {
         let n = number(*c);
         if n > host.last_cap {
-            unknown |= 1 << n;
+            *unknown |= 1 << n;
         } else if host.grantable & (1 << n) == 0 {
             missing |= 1 << n;
         } else {
             mask |= 1 << n;
         }
-    }
-    if unknown != 0 {
-        warnings.push(format!(
-            "{what} capabilities unknown to this kernel (last is {}), ignored: {}",
-            host.last_cap,
-            names(unknown)
-        ));
     }
     if missing != 0 {
         warnings.push(format!(
@@ -178,11 +182,20 @@ fn filter(set: &Option<Capabilities>, what: &str, host: Host, warnings: &mut Vec
 /// that had to be left out.
 pub fn plan(c: &LinuxCapabilities, host: Host) -> (Plan, Vec<String>) {
     let mut w = Vec::new();
-    let bounding = filter(c.bounding(), "bounding", host, &mut w);
-    let mut inheritable = filter(c.inheritable(), "inheritable", host, &mut w);
-    let permitted = filter(c.permitted(), "permitted", host, &mut w);
-    let mut effective = filter(c.effective(), "effective", host, &mut w);
-    let mut ambient = filter(c.ambient(), "ambient", host, &mut w);
+    let mut unknown = 0u64;
+    let bounding = filter(c.bounding(), "bounding", host, &mut unknown, &mut w);
+    let mut inheritable = filter(c.inheritable(), "inheritable", host, &mut unknown, &mut w);
+    let permitted = filter(c.permitted(), "permitted", host, &mut unknown, &mut w);
+    let mut effective = filter(c.effective(), "effective", host, &mut unknown, &mut w);
+    let mut ambient = filter(c.ambient(), "ambient", host, &mut unknown, &mut w);
+    if unknown != 0 {
+        let mut v: Vec<String> = (0..64)
+            .filter(|n| unknown & (1 << n) != 0)
+            .map(name)
+            .collect();
+        v.sort();
+        w.insert(0, unknown_warning(&v));
+    }
     // capset(2): a new inheritable capability must be in the bounding set.
     let extra = inheritable & !bounding;
     if extra != 0 {
@@ -201,15 +214,10 @@ pub fn plan(c: &LinuxCapabilities, host: Host) -> (Plan, Vec<String>) {
         ));
         effective &= permitted;
     }
-    // PR_CAP_AMBIENT_RAISE: only what is both permitted and inheritable.
-    let extra = ambient & !(permitted & inheritable);
-    if extra != 0 {
-        w.push(format!(
-            "ambient capabilities not both permitted and inheritable, ignored: {}",
-            names(extra)
-        ));
-        ambient &= permitted & inheritable;
-    }
+    // PR_CAP_AMBIENT_RAISE: only what is both permitted and inheritable; the
+    // rest is dropped without a word, as runc drops it (it ignores the raise's
+    // EPERM), since configs routinely list ambient caps that cannot be had.
+    ambient &= permitted & inheritable;
     let p = Plan {
         bounding,
         effective,
@@ -219,6 +227,50 @@ pub fn plan(c: &LinuxCapabilities, host: Host) -> (Plan, Vec<String>) {
         last_cap: host.last_cap,
     };
     (p, w)
+}
+
+/// runc's warning for capability names it cannot map (sorted, deduplicated).
+pub fn unknown_warning(sorted: &[String]) -> String {
+    format!(
+        "ignoring unknown or unavailable capabilities: [{}]",
+        sorted.join(" ")
+    )
+}
+
+/// The capability `name` spells exactly (runc's map has only `CAP_...` in
+/// capitals; the spec types would also read `kill` or `cap_kill`).
+pub fn exact(name: &str) -> Option<Capability> {
+    let c: Capability = serde_json::from_value(serde_json::Value::String(name.into())).ok()?;
+    let back = serde_json::to_value(c).ok()?;
+    (back.as_str() == Some(name)).then_some(c)
+}
+
+/// Remove from a JSON `capabilities` object every name that is no capability
+/// (runtime-spec 1.1+: a runtime SHOULD NOT fail on them), returning the
+/// names taken out, sorted and deduplicated, for `unknown_warning`.
+pub fn strip_unknown(caps: &mut serde_json::Value) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let Some(obj) = caps.as_object_mut() else {
+        return Vec::new();
+    };
+    for set in [
+        "bounding",
+        "effective",
+        "inheritable",
+        "permitted",
+        "ambient",
+    ] {
+        if let Some(serde_json::Value::Array(list)) = obj.get_mut(set) {
+            list.retain(|v| match v.as_str() {
+                Some(n) if exact(n).is_none() => {
+                    out.insert(n.to_string());
+                    false
+                }
+                _ => true,
+            });
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// The plan for this process as it is now (in init, after any user namespace
@@ -338,7 +390,10 @@ mod tests {
         };
         let (p, w) = plan(&c, host);
         assert_eq!(p.bounding, 1 << 5);
-        assert!(w[0].contains("unknown to this kernel"), "{w:?}");
+        assert_eq!(
+            w[0],
+            "ignoring unknown or unavailable capabilities: [CAP_CHECKPOINT_RESTORE]"
+        );
     }
 
     #[test]
@@ -354,7 +409,8 @@ mod tests {
         assert_eq!(p.inheritable, 1 << 5);
         assert_eq!(p.effective, 1 << 5);
         assert_eq!(p.ambient, 1 << 5);
-        assert_eq!(w.len(), 3, "{w:?}");
+        // Ambient CAP_CHOWN is dropped without a warning, as runc does.
+        assert_eq!(w.len(), 2, "{w:?}");
     }
 
     #[test]
@@ -364,7 +420,24 @@ mod tests {
     }
 
     #[test]
-    fn unknown_names_are_refused_when_parsing() {
+    fn unknown_names_are_stripped_and_named() {
+        let mut v = serde_json::json!({
+            "bounding": ["CAP_KILL", "CAP_FOO", "cap_kill"],
+            "ambient": ["CAP_BAR", "CAP_FOO"],
+            "effective": "not a list"
+        });
+        let gone = strip_unknown(&mut v);
+        assert_eq!(gone, ["CAP_BAR", "CAP_FOO", "cap_kill"]);
+        assert_eq!(v["bounding"], serde_json::json!(["CAP_KILL"]));
+        assert_eq!(v["ambient"], serde_json::json!([]));
+        assert_eq!(
+            unknown_warning(&gone),
+            "ignoring unknown or unavailable capabilities: [CAP_BAR CAP_FOO cap_kill]"
+        );
+    }
+
+    #[test]
+    fn spec_types_refuse_unknown_names_hence_strip_unknown() {
         let r: std::result::Result<LinuxCapabilities, _> =
             serde_json::from_value(serde_json::json!({"bounding": ["CAP_TEST"]}));
         assert!(r.unwrap_err().to_string().contains("CAP_TEST"));

@@ -13,7 +13,6 @@
 
 use crate::security::{capabilities, seccomp, task};
 use crate::spec;
-use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -200,7 +199,7 @@ fn seeds() -> Vec<Value> {
     full["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
     full["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL", "CAP_SYS_RESOURCE"]);
     full["process"]["scheduler"] =
-        json!({"policy": "SCHED_BATCH", "nice": 3, "flags": ["SCHED_RESET_ON_FORK"]});
+        json!({"policy": "SCHED_BATCH", "nice": 3, "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
     full["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 4});
     full["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "0-1"});
     full["process"]["oomScoreAdj"] = json!(100);
@@ -358,7 +357,8 @@ fn mutate_bytes(b: &mut Vec<u8>, rng: &mut Rng) {
 /// Everything that runs on a config before init starts. Errors are fine;
 /// panics are bugs.
 fn exercise(bytes: &[u8]) {
-    let Ok(spec) = serde_json::from_slice::<Spec>(bytes) else {
+    // The path config.json takes (fixups of the raw JSON, then the types).
+    let Ok(spec) = spec::parse(bytes) else {
         return;
     };
     let _ = spec::validate(&spec);
@@ -576,7 +576,7 @@ fn load_reads_mutated_bundles_without_panicking() {
 fn seeds_are_valid() {
     // The seeds must reach validation, or the fuzzer only tests the parser.
     for s in seeds() {
-        let spec: Spec = serde_json::from_value(s).unwrap();
+        let spec = spec::parse(&serde_json::to_vec(&s).unwrap()).unwrap();
         spec::validate(&spec).unwrap();
         if let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             seccomp::build(sc).unwrap();

@@ -37,6 +37,43 @@ fn flag_bits(f: SF) -> u64 {
     }
 }
 
+/// The runtime-spec's spellings of the scheduler flags. The oci-spec crate
+/// (0.10) names two of them differently ("SCHED_RESET_ON_FORK", and
+/// "SCHED_FLAG_D_L_OVERRUN" from its derived case conversion) and so refused
+/// the spec's own names.
+const SPEC_FLAGS: [(&str, SF); 7] = [
+    ("SCHED_FLAG_RESET_ON_FORK", SF::SchedResetOnFork),
+    ("SCHED_FLAG_RECLAIM", SF::SchedFlagReclaim),
+    ("SCHED_FLAG_DL_OVERRUN", SF::SchedFlagDLOverrun),
+    ("SCHED_FLAG_KEEP_POLICY", SF::SchedFlagKeepPolicy),
+    ("SCHED_FLAG_KEEP_PARAMS", SF::SchedFlagKeepParams),
+    ("SCHED_FLAG_UTIL_CLAMP_MIN", SF::SchedFlagUtilClampMin),
+    ("SCHED_FLAG_UTIL_CLAMP_MAX", SF::SchedFlagUtilClampMax),
+];
+
+/// Rewrite a JSON `scheduler` object's flags from the runtime-spec's names to
+/// the ones the spec types read, before parsing. Any other name is refused
+/// in runc's (1.2+) words, the crate's own variants included, as runc knows
+/// only the spec's names. Returns whether anything was rewritten.
+pub fn spec_flags_to_crate(sched: &mut serde_json::Value) -> Result<bool> {
+    let Some(serde_json::Value::Array(flags)) = sched.get_mut("flags") else {
+        return Ok(false);
+    };
+    let mut changed = false;
+    for f in flags.iter_mut() {
+        let Some(name) = f.as_str() else {
+            continue; // not a string: the spec types' own error names it
+        };
+        let Some((_, flag)) = SPEC_FLAGS.iter().find(|(n, _)| *n == name) else {
+            bail!("process.scheduler: invalid scheduler flag: {name}");
+        };
+        let crate_name = serde_json::to_value(flag).ctx(|| "encode scheduler flag")?;
+        changed |= *f != crate_name;
+        *f = crate_name;
+    }
+    Ok(changed)
+}
+
 fn validate_scheduler(s: &Scheduler) -> Result<()> {
     let p = *s.policy();
     let nice = s.nice().unwrap_or(0);
@@ -234,6 +271,21 @@ mod tests {
         assert!(parse_cpus("x").is_err());
         assert!(parse_cpus("").is_err());
         assert!(parse_cpus("99999999").is_err());
+    }
+
+    #[test]
+    fn spec_flag_names_are_read_and_others_refused() {
+        let names: Vec<&str> = SPEC_FLAGS.iter().map(|(n, _)| *n).collect();
+        let mut v = serde_json::json!({"policy": "SCHED_OTHER", "flags": names});
+        assert!(spec_flags_to_crate(&mut v).unwrap());
+        let s = sched(v);
+        let bits: u64 = s.flags().clone().unwrap().into_iter().map(flag_bits).sum();
+        assert_eq!(bits, 0x7f);
+        for bad in ["SCHED_RESET_ON_FORK", "SCHED_FLAG_D_L_OVERRUN", "nope"] {
+            let mut v = serde_json::json!({"policy": "SCHED_OTHER", "flags": [bad]});
+            let e = spec_flags_to_crate(&mut v).unwrap_err().to_string();
+            assert!(e.contains(&format!("invalid scheduler flag: {bad}")), "{e}");
+        }
     }
 
     #[test]

@@ -103,6 +103,15 @@ pub fn owned_fd(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// pidfd_open(2) (Linux 5.3+): a descriptor that names process `pid` for good,
+/// so a signal sent through it can never reach a later process given the PID.
+pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a PID and flags and returns a new descriptor
+    // or -1; newmount::syscall_fd takes ownership only of a non-negative one.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    newmount::syscall_fd(r)
+}
+
 /// Clear FD_CLOEXEC so `fd` survives execve into `skiff init`.
 pub fn clear_cloexec(fd: RawFd) -> std::io::Result<()> {
     // SAFETY: fcntl on a descriptor number only changes its flags; it is
