@@ -621,7 +621,7 @@ fn systemd_user_scope_gets_the_limits() {
     let as_user = |args: &[&str]| -> Output {
         let mut full = vec!["--root", root.to_str().expect("utf-8"), "--systemd-cgroup"];
         full.extend_from_slice(args);
-        let mut cmd = rt.command(&full);
+        let cmd = rt.command(&full);
         // `env -i` in rt.command resets the environment: give the bus path there.
         let argv: Vec<String> = cmd
             .get_args()
