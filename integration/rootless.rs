@@ -140,18 +140,22 @@ impl AsUser {
     /// stdio until `start`, so a pipe would not see EOF (compat.md's go-runc
     /// hang).
     fn run(&self, args: &[&str]) -> Output {
+        self.output(self.command(args))
+    }
+
+    /// Run `cmd` with its stdout and stderr in files of the scratch dir.
+    fn output(&self, mut cmd: Command) -> Output {
         let n = unique("io");
         let (out_path, err_path) = (
             self.dir.join(format!("{n}.out")),
             self.dir.join(format!("{n}.err")),
         );
-        let status = self
-            .command(args)
+        let status = cmd
             .stdin(std::process::Stdio::null())
             .stdout(fs::File::create(&out_path).expect("create stdout file"))
             .stderr(fs::File::create(&err_path).expect("create stderr file"))
             .status()
-            .expect("run as the test user");
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
         Output {
             status,
             stdout: fs::read(&out_path).unwrap_or_default(),
@@ -486,27 +490,13 @@ fn rootless_podman_runs_execs_stops_and_removes_with_skiff() {
         )
     };
     let sh = |line: &str| -> Output {
-        let n = unique("pm");
-        let (o, e) = (
-            rt.dir.join(format!("{n}.out")),
-            rt.dir.join(format!("{n}.err")),
-        );
-        let status = Command::new("setpriv")
-            .arg(format!("--reuid={}", u.uid))
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", u.uid))
             .arg(format!("--regid={}", u.gid))
             .arg("--init-groups")
             .args(["--", "sh", "-c", line])
-            .current_dir("/")
-            .stdin(std::process::Stdio::null())
-            .stdout(fs::File::create(&o).expect("stdout file"))
-            .stderr(fs::File::create(&e).expect("stderr file"))
-            .status()
-            .expect("sh as the user");
-        Output {
-            status,
-            stdout: fs::read(&o).unwrap_or_default(),
-            stderr: fs::read(&e).unwrap_or_default(),
-        }
+            .current_dir("/");
+        rt.output(cmd)
     };
     let expect = |line: &str, code: i32, has: &str| {
         let out = sh(&podman_line(line));
@@ -634,23 +624,9 @@ fn systemd_user_scope_gets_the_limits() {
                 }
             })
             .collect();
-        let n = unique("su");
-        let (o, e) = (
-            rt.dir.join(format!("{n}.out")),
-            rt.dir.join(format!("{n}.err")),
-        );
-        let status = Command::new("setpriv")
-            .args(&argv)
-            .stdin(std::process::Stdio::null())
-            .stdout(fs::File::create(&o).expect("stdout file"))
-            .stderr(fs::File::create(&e).expect("stderr file"))
-            .status()
-            .expect("run as the user");
-        Output {
-            status,
-            stdout: fs::read(&o).unwrap_or_default(),
-            stderr: fs::read(&e).unwrap_or_default(),
-        }
+        let mut cmd = Command::new("setpriv");
+        cmd.args(&argv);
+        rt.output(cmd)
     };
     let mut c = rootless_config(&rt, &["sleep", "60"]);
     c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});

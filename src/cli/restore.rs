@@ -52,7 +52,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         no_pivot: a.no_pivot,
         criu: c,
     };
-    let terminal = wants_terminal(&o.bundle);
+    let terminal = super::run::wants_terminal(&o.bundle);
     if terminal && o.console_socket.is_none() && o.detach {
         bail!("cannot allocate tty if skiff will detach without setting console socket");
     }
@@ -93,13 +93,4 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
     };
     lifecycle::delete(g, &a.id, true)?;
     Ok(code)
-}
-
-/// process.terminal of the bundle's config.json (restore's full load comes later).
-fn wants_terminal(bundle: &std::path::Path) -> bool {
-    std::fs::read(bundle.join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["process"]["terminal"].as_bool())
-        .unwrap_or(false)
 }

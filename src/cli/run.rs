@@ -86,8 +86,9 @@ pub fn forwarded_signals() -> SigSet {
     set
 }
 
-/// process.terminal of the bundle's config.json (the full check happens in create).
-fn wants_terminal(bundle: &std::path::Path) -> bool {
+/// process.terminal of the bundle's config.json (the full check happens in
+/// create, or restore).
+pub fn wants_terminal(bundle: &std::path::Path) -> bool {
     std::fs::read(bundle.join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

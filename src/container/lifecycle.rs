@@ -38,14 +38,14 @@ pub struct CreateOpts {
 /// PID namespace of its own, killing init (launch already did, if it failed)
 /// ends the container, and whatever else is in the cgroup belongs to another
 /// container sharing the cgroupsPath, which must survive.
-struct Cleanup<'a> {
-    store: &'a Store,
-    id: &'a str,
-    cgroup: Option<&'a dyn Manager>,
-    own_ns: bool,
-    pid: i32,
-    intel_rdt: Option<crate::intelrdt::Applied>,
-    armed: bool,
+pub(super) struct Cleanup<'a> {
+    pub(super) store: &'a Store,
+    pub(super) id: &'a str,
+    pub(super) cgroup: Option<&'a dyn Manager>,
+    pub(super) own_ns: bool,
+    pub(super) pid: i32,
+    pub(super) intel_rdt: Option<crate::intelrdt::Applied>,
+    pub(super) armed: bool,
 }
 
 impl Drop for Cleanup<'_> {

@@ -5,7 +5,7 @@
 //! each external mount, and the container's new cgroup.
 
 use super::checkpoint::{self as ck, DESCRIPTORS};
-use super::lifecycle::{has_own_pid_ns, release_cgroup};
+use super::lifecycle::{has_own_pid_ns, Cleanup};
 use super::state::{State, Status};
 use super::store::{self, Store};
 use super::{proc_start_time, Globals};
@@ -16,8 +16,7 @@ use crate::error::{Context, Result};
 use crate::hooks;
 use crate::rootfs::safe_path::{fd_path, Root};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use protobuf::MessageField;
 use rust_criu::rust_criu_protobuf::rpc::{
@@ -36,35 +35,6 @@ pub struct RestoreOpts {
     pub detach: bool,
     pub no_pivot: bool,
     pub criu: criu::Opts,
-}
-
-/// Undo a half-restored container: kill what CRIU restored, drop the
-/// cgroup and the state directory.
-struct Cleanup<'a> {
-    store: &'a Store,
-    id: &'a str,
-    cgroup: Option<&'a dyn Manager>,
-    own_ns: bool,
-    pid: i32,
-    armed: bool,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if self.pid > 0 {
-            let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(self.pid), None);
-        }
-        if let Some(cg) = self.cgroup {
-            if let Err(e) = release_cgroup(cg, self.own_ns) {
-                log::warn!("cleanup: {e}");
-            }
-        }
-        let _ = self.store.remove(self.id);
-    }
 }
 
 /// Restore container `id`; returns the restored init's pid.
@@ -122,6 +92,7 @@ pub fn restore(g: &Globals, id: &str, o: &RestoreOpts) -> Result<i32> {
         cgroup: Some(cg_box.as_ref()),
         own_ns: has_own_pid_ns(&spec),
         pid: 0,
+        intel_rdt: None,
         armed: true,
     };
     st.write_json(id, store::CONFIG_FILE, &spec)?;
