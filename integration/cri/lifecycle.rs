@@ -391,8 +391,11 @@ fn check_limits(traces: &Traces, memory: i64, shares: u64, quota: Option<u64>) {
     let mem_dir = &traces.cgroups[1];
     if unified() {
         assert_eq!(cgroup_file(mem_dir, "memory.max"), memory.to_string());
-        // runc's conversion of shares to cgroup v2's weight.
-        let weight = 1 + ((shares - 2) * 9999) / 262_142;
+        // Shares to cgroup v2's weight as runc 1.3+ (opencontainers/cgroups)
+        // and crun convert them, and skiff: quadratic on the log scale
+        // (runc 1.1's linear 1 + (shares-2)*9999/262142 is gone).
+        let l = (shares as f64).log2();
+        let weight = 10f64.powf((l * l + 125.0 * l) / 612.0 - 7.0 / 34.0).ceil() as u64;
         assert_eq!(cgroup_file(mem_dir, "cpu.weight"), weight.to_string());
         let max = quota.map_or("max 100000".to_string(), |q| format!("{q} 100000"));
         assert_eq!(cgroup_file(mem_dir, "cpu.max"), max);

@@ -32,10 +32,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [metrics]
   address = ""
 TOML
-    netns=${CONTAINERD_NETNS:+--net=$CONTAINERD_NETNS}
-    # nsenter execs containerd: the pid is containerd's.
-    # shellcheck disable=SC2086 # $netns is empty or one word
-    nsenter $netns -- containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
+    # nsenter execs containerd: the pid is containerd's. Without a namespace
+    # to enter, plain containerd (util-linux 2.41's nsenter refuses to run
+    # with none).
+    if [ -n "${CONTAINERD_NETNS:-}" ]; then
+        nsenter --net="$CONTAINERD_NETNS" -- containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
+    else
+        containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
+    fi
     echo $! >"$dir/containerd.pid"
     i=0
     until ctr --address "$sock" version >/dev/null 2>&1; do

@@ -50,29 +50,16 @@ fn to_dbus(props: &Props) -> Vec<(&'static str, Value<'static>)> {
 }
 
 impl Systemd {
-    /// The user's own systemd instance (rootless): its session bus, else its
-    /// private socket in $XDG_RUNTIME_DIR/systemd (there without a bus
-    /// daemon, as go-systemd falls back).
+    /// The user's own systemd instance (rootless), over the user's session
+    /// bus, as runc requires it (Debian: dbus-user-session). Not systemd's
+    /// private socket: zbus aborts on the messages the user instance sends
+    /// there (seen in the VM lane), and an abort skips all cleanup.
     pub fn connect_user() -> Result<Systemd> {
-        let bus = match Connection::session() {
-            Ok(conn) => return Ok(Systemd { conn }),
-            Err(e) => e,
-        };
-        let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) else {
-            bail!("rootless --systemd-cgroup: cannot reach your systemd instance: session bus: {bus}; and XDG_RUNTIME_DIR is not set");
-        };
-        let private = format!(
-            "unix:path={}/systemd/private",
-            std::path::Path::new(&xdg).display()
-        );
-        match zbus::blocking::connection::Builder::address(private.as_str())
-            .and_then(|b| b.p2p().build())
-        {
-            Ok(conn) => Ok(Systemd { conn }),
-            Err(p) => bail!(
-                "rootless --systemd-cgroup: cannot reach your systemd instance over D-Bus: session bus: {bus}; {private}: {p}"
-            ),
-        }
+        Connection::session().map(|conn| Systemd { conn }).map_err(|e| {
+            Error::new(format!(
+                "rootless --systemd-cgroup: cannot reach your systemd instance over your D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus; Debian: dbus-user-session): {e}"
+            ))
+        })
     }
 
     /// The manager's own cgroup ("/user.slice/user-1000.slice/user@1000.service"
