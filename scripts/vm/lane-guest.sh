@@ -46,7 +46,10 @@ xargs -n1 -P "$threads" sh -c '
     out=$1 limit=$2 name=$3
     log=$out/tests/$name.log
     t0=$(date +%s)
-    timeout -k 10 "$limit" ./integration --exact "$name" --test-threads=1 >"$log" 2>&1
+    # --show-output: a test that passed by returning early keeps its
+    # "skipping ...: why" line in its log (libtest hides the output of a
+    # passing test otherwise), so the summary lists every skip with its reason.
+    timeout -k 10 "$limit" ./integration --exact "$name" --test-threads=1 --show-output >"$log" 2>&1
     rc=$?
     secs=$(($(date +%s) - t0))
     if [ $rc -eq 0 ] && grep -q "^test $name \.\.\. ok" "$log"; then

@@ -87,7 +87,7 @@ skips = [l for l in log.read_text(errors="replace").splitlines() if " skipping "
 lines += [f"skipped {l}" for l in skips]
 if not results:
     lines.append("no test results: see console.log and script.log")
-lines.append(f"{len(passed)} passed, {len(failed)} failed, {len(ignored)} skipped")
+lines.append(f"{len(passed)} passed ({len(skips)} of them returned early, reasons above), {len(failed)} failed, {len(ignored)} skipped")
 (lane / "summary.txt").write_text("\n".join(lines) + "\n")
 print("\n".join(lines[2:-1]))
 print(f"results: {lane}/ (integration.log, summary.txt, console.log)")
