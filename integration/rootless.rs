@@ -699,6 +699,22 @@ fn systemd_user_scope_gets_the_limits() {
             text(&show.stderr)
         );
     }
+    // The delegated cgroup is the user's: pause, resume and stats work.
+    ok(&as_user(&["pause", &id]), "pause");
+    assert_eq!(read("cgroup.freeze"), "1");
+    let state: Value = serde_json::from_str(&ok(&as_user(&["state", &id]), "state")).expect("json");
+    assert_eq!(state["status"], "paused");
+    ok(&as_user(&["resume", &id]), "resume");
+    assert_eq!(read("cgroup.freeze"), "0");
+    let stats: Value =
+        serde_json::from_str(&ok(&as_user(&["events", "--stats", &id]), "events --stats"))
+            .expect("stats json");
+    assert!(
+        stats["data"]["pids"]["current"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "pids in the stats: {stats}"
+    );
     ok(&as_user(&["delete", "--force", &id]), "delete");
     assert!(!dir.exists(), "scope cgroup left: {}", dir.display());
 }

@@ -25,7 +25,7 @@ SUITE=trixie
 # The guest's packages. linux-image-amd64 + initramfs-tools: the cloud kernel
 # has no 9p and virtio only as modules; Debian's initramfs loads virtio_blk.
 # The rest is what the integration tests run or compare against.
-GUEST_PACKAGES="systemd systemd-sysv dbus libpam-systemd linux-image-amd64 initramfs-tools
+GUEST_PACKAGES="systemd systemd-sysv dbus dbus-user-session libpam-systemd linux-image-amd64 initramfs-tools
  busybox-static runc crun containerd docker.io docker-cli podman criu iptables uidmap
  containernetworking-plugins iproute2 python3 procps util-linux kmod e2fsprogs
  ca-certificates catatonit conmon fuse-overlayfs slirp4netns passt netavark aardvark-dns

@@ -191,6 +191,14 @@ impl Manager for Driver {
             p.retain(|(k, _)| !k.starts_with("Device"));
         }
         self.bus()?.set_properties(&self.unit, &p)?;
+        if self.user {
+            // Nor can the user load the v2 device filter (BPF_PROG_LOAD of a
+            // cgroup-device program needs CAP_SYS_ADMIN in the host's user
+            // namespace); runc skips device rules for rootless as well.
+            let mut r = resources.clone();
+            r.set_devices(None);
+            return self.inner.set(&r);
+        }
         self.inner.set(resources)
     }
 
