@@ -312,7 +312,7 @@ fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
 }
 
 /// The state of a container being created (no init PID yet).
-fn new_state(
+pub(super) fn new_state(
     g: &Globals,
     id: &str,
     spec: &Spec,

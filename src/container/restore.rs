@@ -5,7 +5,7 @@
 //! each external mount, and the container's new cgroup.
 
 use super::checkpoint::{self as ck, DESCRIPTORS};
-use super::lifecycle::{has_own_pid_ns, Cleanup};
+use super::lifecycle::{has_own_pid_ns, new_state, Cleanup};
 use super::state::{State, Status};
 use super::store::{self, Store};
 use super::{proc_start_time, Globals};
@@ -96,7 +96,14 @@ pub fn restore(g: &Globals, id: &str, o: &RestoreOpts) -> Result<i32> {
         armed: true,
     };
     st.write_json(id, store::CONFIG_FILE, &spec)?;
-    let state = new_state(g, id, &spec, &bundle, &rootfs, cg_box.path());
+    let state = new_state(
+        g,
+        id,
+        &spec,
+        &bundle,
+        &rootfs,
+        Some(cg_box.path().to_string()),
+    );
     st.write_json(id, store::STATE_FILE, &state)?;
     let mut notify = RestoreNotify {
         store: &st,
@@ -143,35 +150,6 @@ fn private_mount_ns() -> Result<()> {
         None::<&str>,
     )
     .ctx(|| "make / rslave for restore")
-}
-
-fn new_state(
-    g: &Globals,
-    id: &str,
-    spec: &Spec,
-    bundle: &Path,
-    rootfs: &Path,
-    cgroup_path: &str,
-) -> State {
-    State {
-        id: id.to_string(),
-        pid: 0,
-        init_start_time: 0,
-        bundle: bundle.to_path_buf(),
-        rootfs: rootfs.to_path_buf(),
-        created: crate::logging::rfc3339_now(),
-        owner: String::new(),
-        annotations: spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        cgroup_path: cgroup_path.to_string(),
-        systemd_cgroup: g.systemd_cgroup,
-        creating: true,
-        intel_rdt: None,
-    }
 }
 
 /// The rootfs bound at <state dir>/criu-root: CRIU wants a root that is a

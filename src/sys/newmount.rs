@@ -160,26 +160,7 @@ pub fn set_attrs(
         propagation,
         userns_fd: 0,
     };
-    let mut flags = AT_EMPTY_PATH;
-    if recursive {
-        flags |= AT_RECURSIVE;
-    }
-    // SAFETY: `attr` is a valid struct mount_attr of the size passed, and the
-    // empty path with AT_EMPTY_PATH names `fd` itself.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    mount_setattr(fd, recursive, &attr)
 }
 
 /// MOUNT_ATTR_IDMAP with the user namespace `userns` on the detached tree
@@ -193,20 +174,26 @@ pub fn set_idmap(fd: BorrowedFd, recursive: bool, userns: BorrowedFd) -> std::io
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
+    // `userns` stays open for the call: the kernel takes its reference then.
+    mount_setattr(fd, recursive, &attr)
+}
+
+/// mount_setattr(2) with `attr` on the mount `fd` names (AT_EMPTY_PATH), or
+/// on every mount below it too when `recursive`.
+fn mount_setattr(fd: BorrowedFd, recursive: bool, attr: &MountAttr) -> std::io::Result<()> {
     let mut flags = AT_EMPTY_PATH;
     if recursive {
         flags |= AT_RECURSIVE;
     }
-    // SAFETY: `attr` is a valid struct mount_attr of the size passed, the
-    // empty path with AT_EMPTY_PATH names `fd` itself, and `userns` stays
-    // open for the call.
+    // SAFETY: `attr` is a valid struct mount_attr of the size passed, and the
+    // empty path with AT_EMPTY_PATH names `fd` itself.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
