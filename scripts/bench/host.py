@@ -1,0 +1,692 @@
+#!/usr/bin/env python3
+"""The host part of scripts/bench.sh: skiff against crun and runc, measured
+the way issue 15 sets its targets, with a PASS/FAIL summary at the end.
+
+    host.py WORKDIR        (run by scripts/bench.sh; reads the knobs from the
+                            environment, see the top of bench.sh)
+    host.py --self-test    checks the timing-line parser on a hand-written sample
+
+How it measures:
+- Every runtime runs through the same wrapper: `unshare -m` + `sh` that
+  unmounts /sys/fs/cgroup/unified (crun 1.8 refuses the hybrid layout) and
+  execs the runtime; in the trixie chroot, `nsenter` into one private mount
+  namespace that holds the chroot's mounts, then `chroot`.
+- A sample is SAMPLE back-to-back lifecycles of one runtime; runtimes alternate
+  sample by sample (skiff, crun, runc, skiff, ...), PAIRS rounds. Ratios are
+  the median over rounds of the ratio within the round, so a load change on
+  this shared machine hits both sides of a ratio alike.
+- Wall time: time.perf_counter() around the sample. CPU time: user+sys of the
+  whole process tree. This process is a child subreaper (PR_SET_CHILD_SUBREAPER),
+  so a container init that its runtime leaves behind is reparented here and
+  reaped here; getrusage(RUSAGE_CHILDREN) before and after a sample then covers
+  the wrapper, the runtime, every helper it forks and the container's init.
+"""
+import ctypes
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+UNWRAP = 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"'
+PR_SET_CHILD_SUBREAPER = 36
+DEVNULL = os.open("/dev/null", os.O_RDWR)
+
+
+def env_int(name, default):
+    v = os.environ.get(name, "")
+    return int(v) if v.strip() else default
+
+
+def enabled(name):
+    return os.environ.get(name, "1") != "0"
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- processes
+
+def spawn(argv, err_path=None):
+    """Start argv with stdin/stdout on /dev/null and stderr to err_path."""
+    fa = [(os.POSIX_SPAWN_DUP2, DEVNULL, 0), (os.POSIX_SPAWN_DUP2, DEVNULL, 1)]
+    if err_path:
+        fa.append((os.POSIX_SPAWN_OPEN, 2, err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+    else:
+        fa.append((os.POSIX_SPAWN_DUP2, DEVNULL, 2))
+    return os.posix_spawnp(argv[0], argv, os.environ, file_actions=fa)
+
+
+def status_text(st):
+    if os.WIFSIGNALED(st):
+        return f"killed by signal {os.WTERMSIG(st)}"
+    return f"exit status {os.WEXITSTATUS(st)}"
+
+
+def err_tail(path, lines=2):
+    try:
+        with open(path, errors="replace") as f:
+            return " | ".join(f.read().strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Runner:
+    """Runs commands and keeps their stderr in a per-thread file."""
+
+    def __init__(self, work):
+        self.work = work
+
+    def err_path(self):
+        return f"{self.work}/err-{threading.get_ident()}"
+
+    def run(self, argv, check=True):
+        """Run argv to completion; returns (ok, rusage, stderr tail)."""
+        ep = self.err_path()
+        pid = spawn(argv, ep)
+        _, st, ru = os.wait4(pid, 0)
+        ok = os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
+        if not ok and check:
+            raise BenchError(f"`{' '.join(argv[-6:])}` failed ({status_text(st)}): {err_tail(ep)}")
+        return ok, ru, "" if ok else f"{status_text(st)}: {err_tail(ep)}"
+
+    def run_timeout(self, argv, timeout):
+        """As run(check=False) but kills argv after timeout seconds."""
+        ep = self.err_path()
+        pid = spawn(argv, ep)
+        deadline = time.monotonic() + timeout
+        while True:
+            wpid, st = os.waitpid(pid, os.WNOHANG)
+            if wpid:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return False, f"timed out after {timeout} s"
+            time.sleep(0.002)
+        ok = os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
+        return ok, "" if ok else f"{status_text(st)}: {err_tail(ep)}"
+
+
+def reap_strays():
+    """Reap orphans reparented to this subreaper (container inits)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+# ---------------------------------------------------------------- runtimes
+
+class Runtime:
+    """One runtime binary behind its wrapper, with its own --root."""
+
+    def __init__(self, name, label, prefix, bundle_dir):
+        self.name, self.label = name, label
+        self.prefix = prefix          # wrapper + binary + --root DIR
+        self.bundle_dir = bundle_dir  # where WORK is seen by the runtime
+        self.ids = set()              # containers that may exist, for cleanup
+        self.seq = 0
+
+    def cmd(self, *args):
+        return self.prefix + list(args)
+
+    def bundle(self, name):
+        return f"{self.bundle_dir}/{name}"
+
+    def new_id(self, tag):
+        self.seq += 1
+        cid = f"b{os.getpid()}-{self.name.replace('@', '-')}-{tag}-{self.seq}"
+        self.ids.add(cid)
+        return cid
+
+
+def version_of(argv):
+    try:
+        out = subprocess.run(argv + ["--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    m = re.search(r"version:? *([0-9][^\s]*)", out)
+    return m.group(1) if m else "?"
+
+
+def host_runtimes(work):
+    found = []
+    for name, path in (("skiff", os.environ.get("SKIFF", "")),
+                       ("crun", shutil.which("crun") or ""),
+                       ("runc", shutil.which("runc") or "")):
+        if not (path and os.access(path, os.X_OK)):
+            print(f"bench: skipping {name} ({path or 'not installed'} is not executable)")
+            continue
+        path = os.path.realpath(path)
+        root = f"{work}/root-{name}"
+        os.makedirs(root, exist_ok=True)
+        prefix = ["unshare", "-m", "sh", "-c", UNWRAP, "--", path, "--root", root]
+        found.append(Runtime(name, f"{name} {version_of([path])}", prefix, work))
+    return found
+
+
+# ---------------------------------------------------------------- the chroot
+
+class Chroot:
+    """Debian 13's crun and the same skiff inside a trixie chroot. One holder
+    process keeps a private mount namespace with the chroot's mounts (so the
+    host's mount table is untouched and everything goes when it exits); every
+    command enters it with nsenter and then chroots."""
+
+    def __init__(self, work, skiff):
+        self.work, self.skiff, self.holder, self.runtimes = work, skiff, None, []
+
+    def start(self):
+        r = subprocess.run([f"{REPO}/scripts/bench/chroot.sh"], capture_output=True, text=True)
+        if r.returncode != 0:
+            return f"the trixie chroot could not be built: {r.stderr.strip().splitlines()[-1:]}"
+        root = r.stdout.strip()
+        shutil.copy(self.skiff, f"{self.work}/skiff-static")
+        c = root
+        setup = (f"set -e; mount --bind {c} {c}; mount -t proc proc {c}/proc; "
+                 f"mount --rbind /sys {c}/sys; umount {c}/sys/fs/cgroup/unified 2>/dev/null || true; "
+                 f"mount --rbind /dev {c}/dev; mount -t tmpfs tmpfs {c}/run; "
+                 f"mount --bind {self.work} {c}/bench; echo ready; exec sleep infinity")
+        self.holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", setup],
+                                       stdout=subprocess.PIPE, text=True,
+                                       start_new_session=True)
+        if self.holder.stdout.readline().strip() != "ready":
+            return "the chroot's mount namespace could not be set up"
+        enter = ["nsenter", "-t", str(self.holder.pid), "-m", "chroot", c]
+        for name, binary in (("skiff@trixie", "/bench/skiff-static"), ("crun@trixie", "/usr/bin/crun")):
+            ver = version_of(enter + [binary])
+            prefix = enter + [binary, "--root", f"/run/{name}"]
+            self.runtimes.append(Runtime(name, f"{name.split('@')[0]} {ver} (trixie chroot)", prefix, "/bench"))
+        return None
+
+    def stop(self):
+        if self.holder and self.holder.poll() is None:
+            self.holder.kill()
+            self.holder.wait()
+
+
+# ---------------------------------------------------------------- pairs
+
+def lifecycle_run(rt):
+    return [rt.cmd("run", "--bundle", rt.bundle("true"), rt.new_id("run"))]
+
+
+def lifecycle_split(rt):
+    cid = rt.new_id("csd")
+    return [rt.cmd("create", "--bundle", rt.bundle("true"), cid), rt.cmd("start", cid),
+            rt.cmd("delete", "--force", cid)]
+
+
+class Pairs:
+    def __init__(self, runner, k, p, warm):
+        self.runner, self.k, self.p, self.warm = runner, k, p, warm
+
+    def sample(self, rt, ops):
+        reap_strays()
+        c0, t0 = children_cpu(), time.perf_counter()
+        for _ in range(self.k):
+            for argv in ops(rt):
+                self.runner.run(argv)
+        t1 = time.perf_counter()
+        reap_strays()
+        return (t1 - t0) / self.k, (children_cpu() - c0) / self.k
+
+    def measure(self, rts, ops):
+        """{name: [(wall, cpu) per round]}, runtimes alternating."""
+        for rt in rts:
+            for _ in range(self.warm):
+                for argv in ops(rt):
+                    self.runner.run(argv)
+        res = {rt.name: [] for rt in rts}
+        for _ in range(self.p):
+            for rt in rts:
+                res[rt.name].append(self.sample(rt, ops))
+        return res
+
+
+def pair_ratio(res, a, b, idx):
+    return statistics.median(x[idx] / y[idx] for x, y in zip(res[a], res[b]) if y[idx] > 0)
+
+
+def print_pairs(title, rts, res, k, p):
+    print(f"\n== {title}: {p} rounds of {k} per runtime, alternating (per operation, medians)")
+    print(f"  {'runtime':34} {'wall ms':>8} {'CPU ms':>8}   wall range")
+    for rt in rts:
+        w = [s[0] * 1e3 for s in res[rt.name]]
+        c = [s[1] * 1e3 for s in res[rt.name]]
+        print(f"  {rt.label:34} {statistics.median(w):8.2f} {statistics.median(c):8.2f}"
+              f"   {min(w):.2f}-{max(w):.2f}")
+
+
+# ---------------------------------------------------------------- summary
+
+class Summary:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, figure, value, target="", ok=None):
+        self.rows.append((figure, value, target, ok))
+
+    def ratio_rows(self, title, res, names, target, limit):
+        """skiff/<other> wall and CPU rows for every other runtime measured."""
+        skiff = names[0]
+        for other in names[1:]:
+            for idx, kind in ((0, "wall"), (1, "CPU")):
+                r = pair_ratio(res, skiff, other, idx)
+                tgt = f"<= {limit}" if target and other.startswith("crun") else ""
+                self.add(f"{title} {kind} {skiff}/{other}", f"{r:.2f}", tgt, r <= limit if tgt else None)
+
+    def text(self):
+        w = max([len(r[0]) for r in self.rows] + [10])
+        out = [f"{'figure':{w}}  {'value':>22}  {'target':10}  result"]
+        for fig, val, tgt, ok in self.rows:
+            res = "" if ok is None else ("PASS" if ok else "FAIL")
+            out.append(f"{fig:{w}}  {val:>22}  {tgt:10}  {res}")
+        return "\n".join(out)
+
+
+# ---------------------------------------------------------------- sections
+
+def section_pairs(ctx, rts, crts):
+    """run lifecycle, create+start+delete, exec and state."""
+    pr, s = ctx.pairs, ctx.summary
+    names = [rt.name for rt in rts]
+    res = pr.measure(rts, lifecycle_run)
+    print_pairs("run of /bin/true (create+start+wait+delete)", rts, res, pr.k, pr.p)
+    s.ratio_rows("run", res, names, True, 0.8)
+    if crts:
+        res = pr.measure(crts, lifecycle_run)
+        print_pairs("run of /bin/true in the trixie chroot", crts, res, pr.k, pr.p)
+        s.ratio_rows("run (chroot)", res, [rt.name for rt in crts], True, 0.8)
+    res = pr.measure(rts, lifecycle_split)
+    print_pairs("create + start + delete --force", rts, res, pr.k, pr.p)
+    s.ratio_rows("create+start+delete", res, names, False, 0)
+    for group, tag in ((rts, ""), (crts, " (chroot)")):
+        if not group:
+            continue
+        sleepers = start_sleepers(ctx, group)
+        for verb, argv in (("exec", ["exec", None, "true"]), ("state", ["state", None])):
+            def ops(rt, argv=argv):
+                return [rt.cmd(*[sleepers[rt.name] if a is None else a for a in argv])]
+            res = pr.measure(group, ops)
+            print_pairs(f"{verb} {'of true into' if verb == 'exec' else 'of'} a running container{tag}",
+                        group, res, pr.k, pr.p)
+            s.ratio_rows(verb + tag, res, [rt.name for rt in group], True, 0.7)
+        delete_all(ctx, group)
+
+
+def start_sleepers(ctx, rts):
+    ids = {}
+    for rt in rts:
+        cid = rt.new_id("sleeper")
+        ctx.runner.run(rt.cmd("create", "--bundle", rt.bundle("sleeper"), cid))
+        ctx.runner.run(rt.cmd("start", cid))
+        ids[rt.name] = cid
+    return ids
+
+
+def delete_all(ctx, rts):
+    for rt in rts:
+        for cid in sorted(rt.ids):
+            ctx.runner.run(rt.cmd("delete", "--force", cid), check=False)
+        rt.ids.clear()
+    reap_strays()
+
+
+def set_memory_limit(ctx, limit):
+    path = f"{ctx.work}/mem/config.json"
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["linux"].setdefault("resources", {})["memory"] = {"limit": limit, "swap": limit}
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+
+
+def mem_trial(ctx, rt, limit, n):
+    """True when `run` of true succeeds n times in a row under limit."""
+    set_memory_limit(ctx, limit)
+    for _ in range(n):
+        cid = rt.new_id("mem")
+        ok, err = ctx.runner.run_timeout(rt.cmd("run", "--bundle", rt.bundle("mem"), cid), 60)
+        ctx.runner.run(rt.cmd("delete", "--force", cid), check=False)
+        rt.ids.discard(cid)
+        reap_strays()
+        if not ok:
+            ctx.last_mem_err[rt.name] = f"{limit // 1024} KiB: {err}"
+            return False
+    return True
+
+
+def mem_search(ctx, rt, need):
+    """Smallest grid limit (start + k*step) with need/need successes: an upper
+    bound by doubling, a bisection on the grid, then a re-check that moves up
+    a step while the found limit fails (memory use is not quite monotonic)."""
+    start, step, cap = ctx.mem_start, ctx.mem_step, 256 << 20
+    lo, hi = None, start
+    while not mem_trial(ctx, rt, hi, need):
+        lo, hi = hi, hi * 2
+        if hi > cap:
+            return None
+    lo_k = -1 if lo is None else (lo - start) // step
+    hi_k = (hi - start) // step
+    while hi_k - lo_k > 1:
+        mid = (lo_k + hi_k) // 2
+        if mem_trial(ctx, rt, start + mid * step, need):
+            hi_k = mid
+        else:
+            lo_k = mid
+    for _ in range(8):
+        if mem_trial(ctx, rt, start + hi_k * step, need):
+            return start + hi_k * step
+        hi_k += 1
+    return None
+
+
+def section_memory(ctx, rts):
+    need = env_int("MEM_RUNS", 20)
+    print(f"\n== smallest memory limit (swap equal) with {need}/{need} `run` of true succeeding"
+          f" (grid {ctx.mem_start // 1024} KiB + k*{ctx.mem_step // 1024} KiB)")
+    found = {}
+    for rt in rts:
+        t0 = time.monotonic()
+        found[rt.name] = lim = mem_search(ctx, rt, need)
+        txt = f"{lim // 1024} KiB" if lim else "none up to 256 MiB"
+        last = re.sub(r'time="[^"]*" level=error msg=', "", ctx.last_mem_err.get(rt.name, "-"))
+        print(f"  {rt.label:34} {txt:>12}   ({time.monotonic() - t0:.0f} s; last failure {last[:150]})")
+        ctx.summary.add(f"min memory limit {rt.name}", txt)
+    for other in [n for n in found if n.startswith("crun")]:
+        skiff = "skiff@trixie" if other.endswith("@trixie") else "skiff"
+        if found.get(skiff) and found[other]:
+            ctx.summary.add(f"min memory limit {skiff} <= {other}",
+                            f"{found[skiff] // 1024} vs {found[other] // 1024} KiB", "<= crun's",
+                            found[skiff] <= found[other])
+
+
+def proc_status_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def cgroup_memory_max(pid):
+    """memory.max_usage_in_bytes (v1) or memory.peak (v2) of pid's cgroup."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, ctrl, path = line.rstrip("\n").split(":", 2)
+            if "memory" in ctrl.split(","):
+                return read_int(f"/sys/fs/cgroup/memory{path}/memory.max_usage_in_bytes")
+            if ctrl == "" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+                return read_int(f"/sys/fs/cgroup{path}/memory.peak")
+    return None
+
+
+def read_int(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def section_rss(ctx, rts):
+    n = env_int("RSS_RUNS", 5)
+    print(f"\n== memory of create and of the init it leaves (median of {n}; KiB)")
+    print(f"  {'runtime':34} {'create maxRSS':>13} {'init VmHWM':>11} {'init VmRSS':>11} {'cgroup peak':>12}")
+    for rt in rts:
+        vals = []
+        for _ in range(n):
+            cid = rt.new_id("rss")
+            # Through /usr/bin/time, which forks: a child made by posix_spawn
+            # (vfork) starts in this Python's memory, and the kernel keeps that
+            # high-water mark across exec.
+            out = f"{ctx.work}/maxrss"
+            ctx.runner.run(["/usr/bin/time", "-f", "%M", "-o", out] +
+                           rt.cmd("create", "--bundle", rt.bundle("true"), cid))
+            with open(out) as f:
+                maxrss = int(f.read().split()[-1])
+            st = json.loads(subprocess.run(rt.cmd("state", cid), capture_output=True, text=True).stdout)
+            pid = st["pid"]
+            cg = cgroup_memory_max(pid)
+            vals.append((maxrss, proc_status_kib(pid, "VmHWM"), proc_status_kib(pid, "VmRSS"),
+                         (cg or 0) // 1024))
+            ctx.runner.run(rt.cmd("delete", "--force", cid), check=False)
+            rt.ids.discard(cid)
+        med = [statistics.median(v[i] for v in vals) for i in range(4)]
+        print(f"  {rt.label:34} {med[0]:13.0f} {med[1]:11.0f} {med[2]:11.0f} {med[3]:12.0f}")
+        ctx.summary.add(f"peak RSS create / init VmHWM {rt.name}", f"{med[0]:.0f} / {med[1]:.0f} KiB")
+        reap_strays()
+
+
+def many_round(ctx, rt, n, par):
+    """Create+start n sleepers, par at a time, then delete them; returns
+    (wall s, cpu s, failures)."""
+    ids = [rt.new_id(f"many{n}") for _ in range(n)]
+    fails = []
+
+    def up(cid):
+        for verb, argv in (("create", rt.cmd("create", "--bundle", rt.bundle("sleeper"), cid)),
+                           ("start", rt.cmd("start", cid))):
+            ok, _, err = ctx.runner.run(argv, check=False)
+            if not ok:
+                fails.append(f"{verb} {cid}: {err}")
+                return
+
+    def down(cid):
+        ok, _, err = ctx.runner.run(rt.cmd("delete", "--force", cid), check=False)
+        if not ok:
+            fails.append(f"delete {cid}: {err}")
+
+    reap_strays()
+    c0, t0 = children_cpu(), time.perf_counter()
+    with ThreadPoolExecutor(max_workers=par) as ex:
+        list(ex.map(up, ids))
+    with ThreadPoolExecutor(max_workers=par) as ex:
+        list(ex.map(down, ids))
+    wall = time.perf_counter() - t0
+    time.sleep(0.05)
+    reap_strays()
+    cpu = children_cpu() - c0
+    delete_leftovers(ctx, rt, ids)
+    return wall, cpu, fails
+
+
+def delete_leftovers(ctx, rt, ids):
+    for cid in ids:
+        rt.ids.discard(cid)
+    # A failed delete leaves state behind: one more try, serially.
+    if rt.prefix[0] == "unshare":
+        root = rt.prefix[-1]
+        for cid in os.listdir(root):
+            if cid in ids:
+                ctx.runner.run(rt.cmd("delete", "--force", cid), check=False)
+
+
+def section_many(ctx, rts):
+    ns = [int(x) for x in os.environ.get("MANY_N", "10 20 50 100").split()]
+    par = env_int("MANY_P", 10)
+    print(f"\n== many at once: N sleepers created+started {par} at a time, then deleted {par} at a time")
+    print(f"  {'N':>4} " + "".join(f"{rt.name + ' total/per-ctr wall, CPU/ctr':>44}" for rt in rts))
+    per = {rt.name: {} for rt in rts}
+    for n in ns:
+        row = f"  {n:4} "
+        for rt in rts:
+            wall, cpu, fails = many_round(ctx, rt, n, par)
+            per[rt.name][n] = (wall / n, cpu / n)
+            row += f"{wall:14.2f} s / {wall / n * 1e3:6.1f} ms, {cpu / n * 1e3:6.1f} ms"
+            if fails:
+                print(f"  !! {rt.label}: {len(fails)} of {n} failed, first: {fails[0][:200]}")
+                ctx.summary.add(f"many N={n} {rt.name} failures", f"{len(fails)}/{n}", "0", False)
+        print(row)
+    many_summary(ctx, rts, per, ns)
+
+
+def many_summary(ctx, rts, per, ns):
+    lo, hi = ns[0], ns[-1]
+    for rt in rts:
+        g_wall = per[rt.name][hi][0] / per[rt.name][lo][0]
+        g_cpu = per[rt.name][hi][1] / per[rt.name][lo][1]
+        print(f"  {rt.label}: per-container cost N={hi} / N={lo}: wall {g_wall:.2f}, CPU {g_cpu:.2f}")
+        if rt.name == "skiff":
+            ctx.summary.add(f"many: skiff per-ctr wall N={hi}/N={lo}", f"{g_wall:.2f}", "<= 1.25",
+                            g_wall <= 1.25)
+            ctx.summary.add(f"many: skiff per-ctr CPU N={hi}/N={lo}", f"{g_cpu:.2f}", "<= 1.25",
+                            g_cpu <= 1.25)
+    for other in [rt.name for rt in rts if rt.name != "skiff"]:
+        if "skiff" in per:
+            w = per["skiff"][hi][0] / per[other][hi][0]
+            c = per["skiff"][hi][1] / per[other][hi][1]
+            ctx.summary.add(f"many N={hi} per-ctr skiff/{other} wall, CPU", f"{w:.2f}, {c:.2f}")
+
+
+# ---------------------------------------------------------------- step timing
+
+TIMING_RE = re.compile(r'timing: ([A-Za-z0-9_.+/ -]+?): ([0-9]+(?:\.[0-9]+)?) ?(ns|us|µs|ms)\b')
+UNIT_US = {"ns": 0.001, "us": 1.0, "µs": 1.0, "ms": 1000.0}
+
+
+def parse_timing(text):
+    """[(step, microseconds)] from `timing: <step>: <N> us` in log lines,
+    text (msg="timing: clone: 12 us") or JSON ("msg":"timing: clone: 12 us")."""
+    return [(m.group(1).strip(), float(m.group(2)) * UNIT_US[m.group(3)])
+            for m in TIMING_RE.finditer(text)]
+
+
+def self_test():
+    sample = (
+        'time="2026-11-29T22:00:00Z" level=debug msg="timing: clone: 412 us"\n'
+        'time="2026-11-29T22:00:00Z" level=debug msg="timing: cgroup join: 95 us"\n'
+        '{"level":"debug","msg":"timing: rootfs: 1.5 ms","time":"2026-11-29T22:00:00.1Z"}\n'
+        'time="2026-11-29T22:00:00Z" level=debug msg="something else: 3 us"\n'
+        '{"level":"debug","msg":"timing: exec: 30 us","time":"x"}\n')
+    got = parse_timing(sample)
+    want = [("clone", 412.0), ("cgroup join", 95.0), ("rootfs", 1500.0), ("exec", 30.0)]
+    assert got == want, f"parse_timing: got {got}, want {want}"
+    assert parse_timing("level=debug msg=\"no timing here\"") == []
+    print("self-test: timing parser OK")
+
+
+def section_steps(ctx, skiff):
+    n = env_int("STEPS_RUNS", 5)
+    print(f"\n== where skiff's time goes: `--debug` timing lines, mean of {n} runs (us)")
+    debug = skiff.prefix[:-2] + ["--debug"] + skiff.prefix[-2:]
+    for title, ops in (("run", lifecycle_run), ("create+start+delete", lifecycle_split)):
+        steps = {}
+        for _ in range(n):
+            text = ""
+            for argv in ops(skiff):
+                ctx.runner.run(debug + argv[len(skiff.prefix):])
+                with open(ctx.runner.err_path(), errors="replace") as f:
+                    text += f.read()
+            for step, us in parse_timing(text):
+                steps.setdefault(step, []).append(us)
+        delete_all(ctx, [skiff])
+        if not steps:
+            print(f"  {title}: no timing lines (skiff without step timing)")
+            continue
+        print(f"  {title}:")
+        for step, vals in steps.items():
+            print(f"    {step:28} {sum(vals) / n:9.0f}   ({len(vals) / n:.0f} line(s) per {title})")
+
+
+# ---------------------------------------------------------------- main
+
+class Ctx:
+    def __init__(self, work):
+        self.work = work
+        self.runner = Runner(work)
+        self.pairs = Pairs(self.runner, env_int("SAMPLE", 25), env_int("PAIRS", 10), env_int("WARMUP", 3))
+        self.summary = Summary()
+        self.mem_start = env_int("MEM_START", 128) * 1024
+        self.mem_step = env_int("MEM_STEP", 64) * 1024
+        self.last_mem_err = {}
+
+
+def make_bundles(work):
+    for name, cmd in (("true", ["/bin/true"]), ("sleeper", ["sleep", "100000"]), ("mem", ["/bin/true"])):
+        subprocess.run([f"{REPO}/scripts/mkbundle.sh", f"{work}/{name}"] + cmd, check=True,
+                       stdout=subprocess.DEVNULL)
+
+
+def run_sections(ctx, rts, chroot):
+    crts = []
+    if enabled("CHROOT") and "skiff" in [rt.name for rt in rts]:
+        why = chroot.start()
+        if why:
+            print(f"\nbench: skipping the trixie chroot part: {why}")
+            ctx.summary.add("run (chroot) vs crun 1.21", "skipped", "<= 0.8", False)
+        else:
+            crts = chroot.runtimes
+    elif enabled("CHROOT"):
+        print("\nbench: skipping the trixie chroot part (no skiff binary)")
+    else:
+        print("\nbench: skipping the trixie chroot part (CHROOT=0)")
+    section_pairs(ctx, rts, crts)
+    section_rss(ctx, rts + crts)
+    if enabled("MEM"):
+        section_memory(ctx, rts + crts)
+    else:
+        print("\nbench: skipping the memory-limit search (MEM=0)")
+    if enabled("MANY"):
+        section_many(ctx, rts)
+    else:
+        print("\nbench: skipping many-at-once (MANY=0)")
+    skiff = [rt for rt in rts if rt.name == "skiff"]
+    if enabled("STEPS") and skiff:
+        section_steps(ctx, skiff[0])
+
+
+def main():
+    if sys.argv[1:] == ["--self-test"]:
+        self_test()
+        return 0
+    work = sys.argv[1]
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    self_test()
+    make_bundles(work)
+    ctx = Ctx(work)
+    rts = host_runtimes(work)
+    if not rts:
+        print("bench: no runtime to benchmark")
+        return 1
+    chroot = Chroot(work, os.path.realpath(os.environ.get("SKIFF", "")))
+    t0 = time.monotonic()
+    rc = 0
+    try:
+        run_sections(ctx, rts, chroot)
+    except BenchError as e:
+        print(f"\nbench: {e}")
+        rc = 1
+    finally:
+        delete_all(ctx, rts + chroot.runtimes)
+        chroot.stop()
+        reap_strays()
+    with open(f"{work}/summary.txt", "w") as f:
+        f.write(f"host part took {time.monotonic() - t0:.0f} s; SAMPLE={ctx.pairs.k} PAIRS={ctx.pairs.p}\n")
+        f.write("runtimes: " + ", ".join(f"{rt.name} = {rt.label}" for rt in rts + chroot.runtimes) + "\n")
+        f.write(ctx.summary.text() + "\n")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
