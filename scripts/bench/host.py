@@ -128,6 +128,10 @@ def reap_strays():
             return
 
 
+def children_csw():
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_nvcsw
+
+
 def children_cpu():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -240,14 +244,18 @@ class Pairs:
         self.runner, self.k, self.p, self.warm = runner, k, p, warm
 
     def sample(self, rt, ops):
+        """(wall s, CPU s, voluntary context switches) per lifecycle. The
+        switches count the blocking hand-offs (pipes, waits) between the
+        processes: each costs a wake-up latency, which grows with the load."""
         reap_strays()
-        c0, t0 = children_cpu(), time.perf_counter()
+        c0, s0, t0 = children_cpu(), children_csw(), time.perf_counter()
         for _ in range(self.k):
             for argv in ops(rt):
                 self.runner.run(argv)
         t1 = time.perf_counter()
         reap_strays()
-        return (t1 - t0) / self.k, (children_cpu() - c0) / self.k
+        k = self.k
+        return (t1 - t0) / k, (children_cpu() - c0) / k, (children_csw() - s0) / k
 
     def measure(self, rts, ops):
         """{name: [(wall, cpu) per round]}, runtimes alternating."""
@@ -268,11 +276,12 @@ def pair_ratio(res, a, b, idx):
 
 def print_pairs(title, rts, res, k, p):
     print(f"\n== {title}: {p} rounds of {k} per runtime, alternating (per operation, medians)")
-    print(f"  {'runtime':34} {'wall ms':>8} {'CPU ms':>8}   wall range")
+    print(f"  {'runtime':34} {'wall ms':>8} {'CPU ms':>8} {'vol.csw':>8}   wall range")
     for rt in rts:
         w = [s[0] * 1e3 for s in res[rt.name]]
         c = [s[1] * 1e3 for s in res[rt.name]]
-        print(f"  {rt.label:34} {statistics.median(w):8.2f} {statistics.median(c):8.2f}"
+        v = statistics.median(s[2] for s in res[rt.name])
+        print(f"  {rt.label:34} {statistics.median(w):8.2f} {statistics.median(c):8.2f} {v:8.1f}"
               f"   {min(w):.2f}-{max(w):.2f}")
 
 
@@ -498,16 +507,24 @@ def many_round(ctx, rt, n, par):
 
     reap_strays()
     c0, t0 = children_cpu(), time.perf_counter()
-    with ThreadPoolExecutor(max_workers=par) as ex:
-        list(ex.map(up, ids))
-    with ThreadPoolExecutor(max_workers=par) as ex:
-        list(ex.map(down, ids))
+    pool_map(up, ids, par)
+    pool_map(down, ids, par)
     wall = time.perf_counter() - t0
     time.sleep(0.05)
     reap_strays()
     cpu = children_cpu() - c0
     delete_leftovers(ctx, rt, ids)
     return wall, cpu, fails
+
+
+def pool_map(fn, items, par):
+    """fn over items, par at a time; on an interrupt the jobs not yet begun
+    are dropped rather than run (the cleanup deletes what was created)."""
+    ex = ThreadPoolExecutor(max_workers=par)
+    try:
+        list(ex.map(fn, items))
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def delete_leftovers(ctx, rt, ids):
@@ -677,6 +694,9 @@ def main():
     except BenchError as e:
         print(f"\nbench: {e}")
         rc = 1
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; deleting the containers")
+        rc = 130
     finally:
         delete_all(ctx, rts + chroot.runtimes)
         chroot.stop()
