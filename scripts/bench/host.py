@@ -607,22 +607,25 @@ def section_steps(ctx, skiff):
     print(f"\n== where skiff's time goes: `--debug` timing lines, mean of {n} runs (us)")
     debug = skiff.prefix[:-2] + ["--debug"] + skiff.prefix[-2:]
     for title, ops in (("run", lifecycle_run), ("create+start+delete", lifecycle_split)):
-        steps = {}
+        steps, walls = {}, {}
         for _ in range(n):
-            text = ""
             for argv in ops(skiff):
-                ctx.runner.run(debug + argv[len(skiff.prefix):])
+                args = argv[len(skiff.prefix):]
+                t0 = time.perf_counter()
+                ctx.runner.run(debug + args)
+                walls.setdefault(args[0], []).append((time.perf_counter() - t0) * 1e6)
                 with open(ctx.runner.err_path(), errors="replace") as f:
-                    text += f.read()
-            for step, us in parse_timing(text):
-                steps.setdefault(step, []).append(us)
+                    for step, us in parse_timing(f.read()):
+                        steps.setdefault(f"{args[0]}: {step}", []).append(us)
         delete_all(ctx, [skiff])
         if not steps:
             print(f"  {title}: no timing lines (skiff without step timing)")
             continue
         print(f"  {title}:")
         for step, vals in steps.items():
-            print(f"    {step:28} {sum(vals) / n:9.0f}   ({len(vals) / n:.0f} line(s) per {title})")
+            print(f"    {step:34} {sum(vals) / n:9.0f}   ({len(vals) / n:.0f} line(s) per {title})")
+        for verb, vals in walls.items():
+            print(f"    {verb + ': whole command (wall)':34} {statistics.mean(vals):9.0f}")
 
 
 # ---------------------------------------------------------------- main
