@@ -9,8 +9,8 @@ the way issue 15 sets its targets, with a PASS/FAIL summary at the end.
 How it measures:
 - Every runtime runs through the same wrapper: `unshare -m` + `sh` that
   unmounts /sys/fs/cgroup/unified (crun 1.8 refuses the hybrid layout) and
-  execs the runtime; in the trixie chroot, `nsenter` into one private mount
-  namespace that holds the chroot's mounts, then `chroot`.
+  execs the runtime; for the trixie chroot, `nsenter` into one private mount
+  namespace whose root is the chroot (see Chroot).
 - A sample is SAMPLE back-to-back lifecycles of one runtime; runtimes alternate
   sample by sample (skiff, crun, runc, skiff, ...), PAIRS rounds. Ratios are
   the median over rounds of the ratio within the round, so a load change on
@@ -190,10 +190,14 @@ def host_runtimes(work):
 # ---------------------------------------------------------------- the chroot
 
 class Chroot:
-    """Debian 13's crun and the same skiff inside a trixie chroot. One holder
-    process keeps a private mount namespace with the chroot's mounts (so the
-    host's mount table is untouched and everything goes when it exits); every
-    command enters it with nsenter and then chroots."""
+    """Debian 13's crun and the same skiff with the trixie chroot as their
+    root. One holder process keeps a private mount namespace whose root is
+    the chroot (pivot_root, not chroot(2): a runtime that runs chrooted below
+    its namespace's root creates containers whose `exec` lands in the host's
+    root, since setns() to a mount namespace starts at the namespace's root;
+    crun 1.21 and skiff both do that). Every command enters the holder's
+    namespace with nsenter; the host's mount table is untouched, and all of
+    it goes away when the holder exits."""
 
     def __init__(self, work, skiff):
         self.work, self.skiff, self.holder, self.runtimes = work, skiff, None, []
@@ -202,19 +206,20 @@ class Chroot:
         r = subprocess.run([f"{REPO}/scripts/bench/chroot.sh"], capture_output=True, text=True)
         if r.returncode != 0:
             return f"the trixie chroot could not be built: {r.stderr.strip().splitlines()[-1:]}"
-        root = r.stdout.strip()
+        c = r.stdout.strip()
         shutil.copy(self.skiff, f"{self.work}/skiff-static")
-        c = root
+        # The old root goes under the chroot's /tmp and is detached at once.
         setup = (f"set -e; mount --bind {c} {c}; mount -t proc proc {c}/proc; "
                  f"mount --rbind /sys {c}/sys; umount {c}/sys/fs/cgroup/unified 2>/dev/null || true; "
                  f"mount --rbind /dev {c}/dev; mount -t tmpfs tmpfs {c}/run; "
-                 f"mount --bind {self.work} {c}/bench; echo ready; exec sleep infinity")
+                 f"mount --bind {self.work} {c}/bench; cd {c}; pivot_root . tmp; cd /; "
+                 f"umount -l /tmp; echo ready; exec sleep infinity")
         self.holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", setup],
                                        stdout=subprocess.PIPE, text=True,
                                        start_new_session=True)
         if self.holder.stdout.readline().strip() != "ready":
             return "the chroot's mount namespace could not be set up"
-        enter = ["nsenter", "-t", str(self.holder.pid), "-m", "chroot", c]
+        enter = ["nsenter", "-t", str(self.holder.pid), "-m"]
         for name, binary in (("skiff@trixie", "/bench/skiff-static"), ("crun@trixie", "/usr/bin/crun")):
             ver = version_of(enter + [binary])
             prefix = enter + [binary, "--root", f"/run/{name}"]
@@ -358,6 +363,53 @@ def delete_all(ctx, rts):
             ctx.runner.run(rt.cmd("delete", "--force", cid), check=False)
         rt.ids.clear()
     reap_strays()
+
+
+SPIN = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"
+
+
+def cpu_of(ctx, argvs, wait_stopped=None):
+    """CPU of argvs run in turn; with wait_stopped=(rt, id), also of the
+    container's process up to when it has stopped."""
+    reap_strays()
+    c0 = children_cpu()
+    for argv in argvs:
+        ctx.runner.run(argv)
+    deadline = time.monotonic() + 30
+    while wait_stopped and time.monotonic() < deadline:
+        rt, cid = wait_stopped
+        st = subprocess.run(rt.cmd("state", cid), capture_output=True, text=True).stdout
+        if '"stopped"' in st:
+            break
+        time.sleep(0.05)
+    time.sleep(0.05)
+    reap_strays()
+    return children_cpu() - c0
+
+
+def section_cpu_check(ctx, rts):
+    """The CPU figures must include the container's own processes: a busybox
+    loop run bare, then as the container's process (`run`; `create`+`start`,
+    where init is reparented here) and as an `exec`, must cost at least as much
+    CPU inside as bare. The bound is loose (0.6): on a loaded machine the
+    same loop's CPU time varies by tens of percent; a missed process shows
+    as a few percent."""
+    bare = cpu_of(ctx, [[f"{ctx.work}/true/rootfs/bin/busybox", "sh", "-c", SPIN]])
+    print(f"\n== CPU accounting check: a busybox loop taking {bare * 1e3:.0f} ms of CPU bare")
+    for rt in rts:
+        cid, sid = rt.new_id("spin"), rt.new_id("spin")
+        got = [cpu_of(ctx, [rt.cmd("run", "--bundle", rt.bundle("spin"), rt.new_id("spin"))]),
+               cpu_of(ctx, [rt.cmd("create", "--bundle", rt.bundle("spin"), cid), rt.cmd("start", cid)], (rt, cid))]
+        ctx.runner.run(rt.cmd("delete", "--force", cid), check=False)
+        ctx.runner.run(rt.cmd("create", "--bundle", rt.bundle("sleeper"), sid))
+        ctx.runner.run(rt.cmd("start", sid))
+        got.append(cpu_of(ctx, [rt.cmd("exec", sid, "sh", "-c", SPIN)]))
+        delete_all(ctx, [rt])
+        ok = min(got) >= 0.6 * bare
+        print(f"  {rt.label:34} run {got[0] * 1e3:5.0f} ms, create+start {got[1] * 1e3:5.0f} ms,"
+              f" exec {got[2] * 1e3:5.0f} ms  {'ok' if ok else 'MISSING CPU'}")
+        ctx.summary.add(f"CPU accounting covers init/exec {rt.name}",
+                        f"{min(got) / bare:.2f} of bare", ">= 0.6", ok)
 
 
 def set_memory_limit(ctx, limit):
@@ -642,7 +694,8 @@ class Ctx:
 
 
 def make_bundles(work):
-    for name, cmd in (("true", ["/bin/true"]), ("sleeper", ["sleep", "100000"]), ("mem", ["/bin/true"])):
+    for name, cmd in (("true", ["/bin/true"]), ("sleeper", ["sleep", "100000"]), ("mem", ["/bin/true"]),
+                      ("spin", ["sh", "-c", SPIN])):
         subprocess.run([f"{REPO}/scripts/mkbundle.sh", f"{work}/{name}"] + cmd, check=True,
                        stdout=subprocess.DEVNULL)
 
@@ -660,6 +713,8 @@ def run_sections(ctx, rts, chroot):
         print("\nbench: skipping the trixie chroot part (no skiff binary)")
     else:
         print("\nbench: skipping the trixie chroot part (CHROOT=0)")
+    if enabled("CPU_CHECK"):
+        section_cpu_check(ctx, rts + crts)
     section_pairs(ctx, rts, crts)
     section_rss(ctx, rts + crts)
     if enabled("MEM"):
