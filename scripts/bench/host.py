@@ -437,9 +437,14 @@ def mem_trial(ctx, rt, limit, n):
 
 
 def mem_search(ctx, rt, need):
-    """Smallest grid limit (start + k*step) with need/need successes: an upper
-    bound by doubling, a bisection on the grid, then a re-check that moves up
-    a step while the found limit fails (memory use is not quite monotonic)."""
+    """Smallest grid limit (start + k*step) from which every grid limit up to
+    the upper bound gives need/need successes: an upper bound by doubling, a
+    bisection on the grid, then every grid point from the bisection's answer
+    up to the bound is checked again, and a failure moves the answer above
+    it. Success near the edge varies from run to run (for one, page-cache
+    pages are charged to the cgroup that first reads them, so what the
+    container pays for the runtime's binary depends on what is cached), and
+    a bisection alone tends to stop at a lucky low value."""
     start, step, cap = ctx.mem_start, ctx.mem_step, 256 << 20
     lo, hi = None, start
     while not mem_trial(ctx, rt, hi, need):
@@ -454,11 +459,13 @@ def mem_search(ctx, rt, need):
             hi_k = mid
         else:
             lo_k = mid
-    for _ in range(8):
-        if mem_trial(ctx, rt, start + hi_k * step, need):
-            return start + hi_k * step
-        hi_k += 1
-    return None
+    top_k = (hi - start) // step
+    k = hi_k
+    while k < top_k:
+        if not mem_trial(ctx, rt, start + k * step, need):
+            hi_k = k + 1
+        k += 1
+    return start + hi_k * step
 
 
 def section_memory(ctx, rts):
