@@ -19,6 +19,9 @@
 #   MANY=0       skip many-at-once; MANY_N (default "10 20 50 100") the sizes,
 #                MANY_P (default 10) how many at a time
 #   STEPS=0      skip skiff's `--debug` step timing; STEPS_RUNS (default 5)
+#   CPU_CHECK=0  skip the check that the CPU figures include the container's
+#                processes (a busybox loop run bare, in `run`, in a detached
+#                container and by `exec`; about 10 s)
 #   RUNS=N       timed runs of `docker run --rm` (default 30)
 #   DOCKER=0     skip `docker run --rm` (it starts a private dockerd)
 #   VM=0         skip the part inside the VM lane's guest (cgroup v2 and
