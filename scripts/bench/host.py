@@ -432,8 +432,18 @@ def mem_trial(ctx, rt, limit, n):
         reap_strays()
         if not ok:
             ctx.last_mem_err[rt.name] = f"{limit // 1024} KiB: {err}"
+            ctx.mem_errs.setdefault(rt.name, set()).add(normalize_err(err))
             return False
     return True
+
+
+def normalize_err(err):
+    """An error without its timestamp, PIDs and container IDs, to count the
+    distinct messages a too-low limit produces."""
+    err = re.sub(r'time="[^"]*" level=error msg=', "", err)
+    err = re.sub(r"b\d+-[\w-]+-mem-\d+", "ID", err)
+    err = re.sub(r"(?<!status )(?<!signal )\b\d{3,}\b", "N", err)
+    return (err + " (no message)" if err.endswith(": ") else err)[:160]
 
 
 def mem_search(ctx, rt, need):
@@ -480,6 +490,9 @@ def section_memory(ctx, rts):
         last = re.sub(r'time="[^"]*" level=error msg=', "", ctx.last_mem_err.get(rt.name, "-"))
         print(f"  {rt.label:34} {txt:>12}   ({time.monotonic() - t0:.0f} s; last failure {last[:150]})")
         ctx.summary.add(f"min memory limit {rt.name}", txt)
+        errs = sorted(ctx.mem_errs.get(rt.name, ()))
+        print(f"  {'':34} {len(errs)} distinct failure(s) below it: " + " || ".join(errs))
+        ctx.summary.add(f"distinct failures below the limit {rt.name}", str(len(errs)))
     for other in [n for n in found if n.startswith("crun")]:
         skiff = "skiff@trixie" if other.endswith("@trixie") else "skiff"
         if found.get(skiff) and found[other]:
@@ -698,6 +711,7 @@ class Ctx:
         self.mem_start = env_int("MEM_START", 128) * 1024
         self.mem_step = env_int("MEM_STEP", 64) * 1024
         self.last_mem_err = {}
+        self.mem_errs = {}
 
 
 def make_bundles(work):
