@@ -19,6 +19,8 @@
 #   MANY=0       skip many-at-once; MANY_N (default "10 20 50 100") the sizes,
 #                MANY_P (default 10) how many at a time
 #   STEPS=0      skip skiff's `--debug` step timing; STEPS_RUNS (default 5)
+#   TRACE=0      skip the `strace -f` phase breakdown of one `run` per runtime
+#                (TRACE_RUNS, default 3)
 #   CPU_CHECK=0  skip the check that the CPU figures include the container's
 #                processes (a busybox loop run bare, in `run`, in a detached
 #                container and by `exec`; about 10 s)

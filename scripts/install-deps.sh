@@ -10,6 +10,7 @@ set -eu
 #   since bundles contain no shared libraries).
 # runc, crun: differential tests and benchmarks compare against them.
 # hyperfine, time (GNU time, for peak RSS), strace: scripts/bench.sh, debugging.
+# debootstrap: scripts/bench/chroot.sh (Debian 13's crun for the benchmark).
 # python3: mkbundle.sh and bench.sh use it for JSON.
 # protobuf-compiler: the k8s-cri dev-dependency (the CRI tests' client)
 #   compiles Kubernetes' CRI protobuf definitions with protoc.
@@ -17,7 +18,7 @@ set -eu
 #   id mapped need (integration/rootless.rs).
 # criu: checkpoint/restore (integration/checkpoint.rs; on a kernel its
 #   version cannot handle, the test checks skiff's clear error instead).
-PACKAGES="libseccomp-dev pkg-config gcc libc6-dev busybox-static runc crun hyperfine time strace python3 protobuf-compiler uidmap criu"
+PACKAGES="libseccomp-dev pkg-config gcc libc6-dev busybox-static runc crun hyperfine time strace debootstrap python3 protobuf-compiler uidmap criu"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -700,6 +700,77 @@ def section_steps(ctx, skiff):
             print(f"    {verb + ': whole command (wall)':34} {statistics.mean(vals):9.0f}")
 
 
+# ---------------------------------------------------------------- trace
+
+TRACED = ("execve,clone,clone3,fork,vfork,unshare,setns,mount,pivot_root,"
+          "fsopen,fsmount,move_mount,open_tree,mount_setattr")
+PHASES = ("start to spawning init", "spawn to the new mount namespace",
+          "mount namespace to the first mount", "rootfs mounts up to pivot_root",
+          "pivot_root to exec of the process", "the container's process runs",
+          "wait, delete, exit")
+STRACE_RE = re.compile(r"^(\d+) +(\d+\.\d+) (.*)$")
+
+
+def trace_phases(text, cmd):
+    """Milestones of one `run` from `strace -f -ttt` output: the first fork
+    or clone that makes a process (not a thread), the first unshare or clone
+    with CLONE_NEWNS, the first mount after it, pivot_root, the execve of the
+    container's command, that process's exit, and the last line. None when
+    one is missing."""
+    events = [(int(m.group(1)), float(m.group(2)), m.group(3))
+              for m in map(STRACE_RE.match, text.splitlines()) if m]
+    if not events:
+        return None
+
+    def first(pred, after):
+        return next((e for e in events if e[1] >= after[1] and pred(e)), None)
+
+    spawn = first(lambda e: re.match(r"(clone3?|v?fork)\(", e[2]) and "CLONE_THREAD" not in e[2], events[0])
+    ns = spawn and first(lambda e: e[2].startswith(("unshare(", "clone")) and "CLONE_NEWNS" in e[2], spawn)
+    mnt = ns and first(lambda e: e[2].startswith(("mount(", "fsopen(", "open_tree(", "mount_setattr(")), ns)
+    pivot = mnt and first(lambda e: e[2].startswith("pivot_root("), mnt)
+    exe = pivot and first(lambda e: e[2].startswith(f'execve("{cmd}"'), pivot)
+    done = exe and first(lambda e: e[0] == exe[0] and "+++ exited" in e[2], exe)
+    if not done:
+        return None
+    marks = [events[0][1], spawn[1], ns[1], mnt[1], pivot[1], exe[1], done[1], events[-1][1]]
+    return [(y - x) * 1e6 for x, y in zip(marks, marks[1:])]
+
+
+def section_trace(ctx, rts):
+    if not shutil.which("strace"):
+        print("\nbench: skipping the strace breakdown (strace not installed)")
+        return
+    n = env_int("TRACE_RUNS", 3)
+    print(f"\n== where time goes, from `strace -f --seccomp-bpf` of `run` (mean of {n}; us;"
+          " strace slows every traced call: compare shapes, not totals)")
+    print(f"  {'phase':40}" + "".join(f"{rt.name:>10}" for rt in rts))
+    missing = []
+    cols = []
+    for rt in rts:
+        i = len(rt.prefix) - 3
+        out = f"{ctx.work}/strace.txt"
+        runs = []
+        for _ in range(n):
+            argv = (rt.prefix[:i] + ["strace", "-f", "-ttt", "-q", "--seccomp-bpf", "-e", f"trace={TRACED}",
+                                     "-e", "signal=none", "-o", out] + rt.prefix[i:]
+                    + ["run", "--bundle", rt.bundle("true"), rt.new_id("trace")])
+            ctx.runner.run(argv)
+            with open(out) as f:
+                ph = trace_phases(f.read(), "/bin/true")
+            if ph:
+                runs.append(ph)
+            else:
+                missing.append(rt.name)
+        cols.append([statistics.mean(r[j] for r in runs) for j in range(len(PHASES))] if runs else None)
+    for j, name in enumerate(PHASES):
+        print(f"  {name:40}" + "".join(f"{c[j]:10.0f}" if c else f"{'?':>10}" for c in cols))
+    print(f"  {'total':40}" + "".join(f"{sum(c):10.0f}" if c else f"{'?':>10}" for c in cols))
+    if missing:
+        print(f"  (a milestone was missing from the trace of: {', '.join(sorted(set(missing)))})")
+    delete_all(ctx, rts)
+
+
 # ---------------------------------------------------------------- main
 
 class Ctx:
@@ -746,6 +817,8 @@ def run_sections(ctx, rts, chroot):
         section_many(ctx, rts)
     else:
         print("\nbench: skipping many-at-once (MANY=0)")
+    if enabled("TRACE"):
+        section_trace(ctx, rts)
     skiff = [rt for rt in rts if rt.name == "skiff"]
     if enabled("STEPS") and skiff:
         section_steps(ctx, skiff[0])
