@@ -671,7 +671,20 @@ def self_test():
     want = [("clone", 412.0), ("cgroup join", 95.0), ("rootfs", 1500.0), ("exec", 30.0)]
     assert got == want, f"parse_timing: got {got}, want {want}"
     assert parse_timing("level=debug msg=\"no timing here\"") == []
-    print("self-test: timing parser OK")
+    trace = (
+        '10 100.000000 execve("/rt", ["rt", "run"], 0x1 /* 3 vars */) = 0\n'
+        '11 100.000500 clone(child_stack=0x1, flags=CLONE_VM|CLONE_THREAD|CLONE_SIGHAND) = 12\n'
+        '10 100.001000 clone(child_stack=NULL, flags=SIGCHLD) = 13\n'
+        '13 100.003000 unshare(CLONE_NEWNS|CLONE_NEWPID) = 0\n'
+        '13 100.006000 mount(NULL, "/", NULL, MS_REC|MS_SLAVE, NULL) = 0\n'
+        '13 100.010000 pivot_root(".", ".") = 0\n'
+        '13 100.015000 execve("/bin/true", ["/bin/true"], 0x2 /* 3 vars */) = 0\n'
+        '13 100.016000 +++ exited with 0 +++\n'
+        '10 100.021000 +++ exited with 0 +++\n')
+    got = [round(x) for x in trace_phases(trace, "/bin/true")]
+    assert got == [1000, 2000, 3000, 4000, 5000, 1000, 5000], f"trace_phases: got {got}"
+    assert trace_phases(trace.replace("pivot_root", "chroot"), "/bin/true") is None
+    print("self-test: timing and strace parsers OK")
 
 
 def section_steps(ctx, skiff):
