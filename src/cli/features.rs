@@ -270,7 +270,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": capabilities(),
-            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": true},
             "seccomp": {
                 "enabled": true,
                 "actions": seccomp_actions(),
@@ -322,6 +322,9 @@ mod tests {
         assert!(!opts.contains(&"acl"), "acl is filesystem data, not a flag");
         let caps = f["linux"]["capabilities"].as_array().unwrap();
         assert_eq!(caps[0], "CAP_CHOWN");
+        // A user's --systemd-cgroup runs in its own systemd instance
+        // (cgroups/systemd/dbus.rs, the VM lane's rootless test); runc says true.
+        assert_eq!(f["linux"]["cgroup"]["systemdUser"], true);
         assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
         let archs = f["linux"]["seccomp"]["archs"].as_array().unwrap();
         assert!(archs.iter().any(|a| a == "SCMP_ARCH_X86_64"));
