@@ -127,16 +127,8 @@ fn debug_run_times_every_step_of_parent_and_init() {
         .collect();
     let msgs = json.iter().filter_map(|v| v["msg"].as_str());
     assert_each_once(&steps(msgs), &want, "--log json");
-}
 
-#[test]
-fn no_timing_lines_without_debug() {
-    if skip_unless_root() {
-        return;
-    }
-    let rt = Runtime::skiff();
-    let b = Bundle::new().args(&["true"]);
-    b.flush();
+    // Without --debug: not one of them.
     let id = rt.new_id();
     let o = rt.run(&["run", "--bundle", b.path_str(), &id]);
     o.assert_success("run");
