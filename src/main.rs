@@ -29,6 +29,9 @@ fn main() {
     if args.get(1).is_some_and(|a| a == "init") {
         process::init::main();
     }
+    if let Some((root, id)) = cli::fast::plain_state(&args) {
+        std::process::exit(cli::fast::state(root, id));
+    }
     let cmd = cli::Cli::command();
     let args = cli::goflags::normalize(args, &cmd);
     let matches = match cmd.try_get_matches_from(args) {
