@@ -28,4 +28,5 @@ mod seccomp;
 mod security;
 mod support;
 mod systemd;
+mod timing;
 mod validate;

@@ -17,14 +17,20 @@ mod security;
 mod signal;
 mod spec;
 mod sys;
+mod timing;
 
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
+    // The start of `--debug`'s first timing step (one clock read, always).
+    let t0 = std::time::Instant::now();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // init runs inside the container on every create: skip CLI parsing and logging.
     if args.get(1).is_some_and(|a| a == "init") {
         process::init::main();
+    }
+    if let Some((root, id)) = cli::fast::plain_state(&args) {
+        std::process::exit(cli::fast::state(root, id));
     }
     let cmd = cli::Cli::command();
     let args = cli::goflags::normalize(args, &cmd);
@@ -56,6 +62,9 @@ fn main() {
     if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
         eprintln!("{}", error::bounded(&e));
         std::process::exit(1);
+    }
+    if cli.debug {
+        timing::log_from(t0);
     }
     // runc exits 255 when `exec` fails before the process could report a
     // status of its own, and says so.

@@ -41,6 +41,7 @@ impl CreateFlags {
             foreground,
             own_console: false,
             pidfd_socket: self.pidfd_socket.clone(),
+            pipe_handshake: false,
         }
     }
 }

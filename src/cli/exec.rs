@@ -64,11 +64,12 @@ pub struct Args {
 }
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
-    let mut process = match &a.process {
-        Some(path) => exec::process_from_file(path)?,
+    let (mut process, spec) = match &a.process {
+        Some(path) => (exec::process_from_file(path)?, None),
         None => {
-            let base = exec::container_process(g, &a.id)?;
-            exec::process_from_flags(&base, &a.overrides())?
+            let spec = exec::container_spec(g, &a.id)?;
+            let base = exec::container_process(&spec);
+            (exec::process_from_flags(&base, &a.overrides())?, Some(spec))
         }
     };
     let opts = exec::ExecOpts {
@@ -81,7 +82,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         pidfd_socket: a.pidfd_socket.clone(),
     };
     if a.detach {
-        exec::exec(g, &a.id, process, &opts)?;
+        exec::exec(g, &a.id, process, spec, &opts)?;
         return Ok(0);
     }
     let set = run::forwarded_signals();
@@ -102,7 +103,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
             }
         }
     }
-    let pid = exec::exec(g, &a.id, process, &opts)?;
+    let pid = exec::exec(g, &a.id, process, spec, &opts)?;
     match console {
         Some(c) => {
             let master = c.recv_master()?;

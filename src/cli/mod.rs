@@ -6,6 +6,7 @@ pub mod create;
 pub mod delete;
 pub mod events;
 pub mod exec;
+pub mod fast;
 pub mod features;
 pub mod goflags;
 pub mod kill;
@@ -25,6 +26,9 @@ use crate::error::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// `--root` when not given (and no $XDG_RUNTIME_DIR applies).
+pub const DEFAULT_ROOT: &str = "/run/skiff";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "skiff",
@@ -33,7 +37,7 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Root directory for container state
-    #[arg(long, global = true, default_value = "/run/skiff")]
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
     pub root: PathBuf,
     /// Log file (default stderr)
     #[arg(long, global = true)]

@@ -21,8 +21,8 @@ pub struct Args {
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
     if a.detach {
-        lifecycle::create(g, &a.id, &a.flags.opts(false))?;
-        if let Err(e) = lifecycle::start(g, &a.id) {
+        let created = lifecycle::create_for_run(g, &a.id, &a.flags.opts(false))?;
+        if let Err(e) = lifecycle::start_created(g, &a.id, created) {
             let _ = lifecycle::delete(g, &a.id, true);
             return Err(e);
         }
@@ -43,7 +43,8 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         opts.console_socket = Some(c.path().to_path_buf());
         opts.own_console = true;
     }
-    let pid = lifecycle::create(g, &a.id, &opts)?;
+    let created = lifecycle::create_for_run(g, &a.id, &opts)?;
+    let pid = created.pid;
     let master = match &console {
         Some(c) => match c.recv_master() {
             Ok(m) => Some(m),
@@ -55,7 +56,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         None => None,
     };
     drop(console);
-    if let Err(e) = lifecycle::start(g, &a.id) {
+    if let Err(e) = lifecycle::start_created(g, &a.id, created) {
         let _ = lifecycle::delete(g, &a.id, true);
         return Err(e);
     }
@@ -63,8 +64,11 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         Some(m) => tty::proxy(m, pid, &set)?,
         None => wait_forwarding(pid, &set)?,
     };
+    // The container's own run time is not the runtime's.
+    crate::timing::reset();
     if !a.keep {
         lifecycle::delete(g, &a.id, true)?;
+        crate::timing::lap("delete");
     }
     Ok(code)
 }

@@ -183,14 +183,18 @@ pub fn process_from_file(path: &Path) -> Result<Process> {
     Ok(p)
 }
 
-/// The container's own process, from the config frozen at create.
-pub fn container_process(g: &Globals, id: &str) -> Result<Process> {
-    let spec: Spec = g.store().read_json(id, store::CONFIG_FILE)?;
-    Ok(spec.process().clone().unwrap_or_else(|| {
+/// The config frozen at create.
+pub fn container_spec(g: &Globals, id: &str) -> Result<Spec> {
+    g.store().read_json(id, store::CONFIG_FILE)
+}
+
+/// The container's own process, from its frozen config.
+pub fn container_process(spec: &Spec) -> Process {
+    spec.process().clone().unwrap_or_else(|| {
         let mut p = Process::default();
         p.set_user(User::default());
         p
-    }))
+    })
 }
 
 struct ExecParent<'a> {
@@ -300,7 +304,14 @@ fn sub_cgroup_path(base: &str, list: &[String]) -> Result<Option<String>> {
 
 /// Start `process` in container `id`; returns its host PID once it is about to
 /// execve (a child of ours, so the caller can wait for it).
-pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32> {
+/// `spec` is the frozen config when the caller has read it already.
+pub fn exec(
+    g: &Globals,
+    id: &str,
+    process: Process,
+    spec: Option<Spec>,
+    o: &ExecOpts,
+) -> Result<i32> {
     launch::check_preserve_fds(o.preserve_fds)?;
     if let Some(p) = &o.pid_file {
         store::check_pid_file(p)?;
@@ -323,7 +334,10 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
     if !terminal && o.console_socket.is_some() {
         bail!("cannot use console socket if skiff will not detach or allocate tty");
     }
-    let mut spec: Spec = c.store.read_json(id, store::CONFIG_FILE)?;
+    let mut spec: Spec = match spec {
+        Some(s) => s,
+        None => c.store.read_json(id, store::CONFIG_FILE)?,
+    };
     let pid = c.state.pid;
     log::debug!("exec: joining the namespaces and cgroup of init process {pid}");
     let nss = join_paths(&spec, pid)?;
@@ -369,7 +383,9 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
         cgroup_mounts: Vec::new(),
         exec: true,
         state: serde_json::from_str(&state_json).ctx(|| "encode state")?,
+        timing: crate::timing::enabled(),
     };
+    crate::timing::lap("parse");
     let mut parent = ExecParent {
         spec: &spec,
         state_json,

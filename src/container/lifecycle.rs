@@ -32,6 +32,19 @@ pub struct CreateOpts {
     pub own_console: bool,
     /// runc 1.2's `--pidfd-socket`: where to send a pidfd of init.
     pub pidfd_socket: Option<PathBuf>,
+    /// `run`: init is released through a pipe we hold (see `Created`), not
+    /// the exec fifo, which nobody else needs when start follows at once.
+    pub pipe_handshake: bool,
+}
+
+/// A container `create_for_run` made: what `start_created` needs, kept in
+/// memory instead of read back from the state dir.
+pub struct Created {
+    pub pid: i32,
+    /// The read end of init's handshake pipe.
+    handshake: OwnedFd,
+    state: State,
+    spec: Spec,
 }
 
 /// Undo a half-made container when create fails, by `delete`'s rules: with a
@@ -75,6 +88,8 @@ struct CreateParent<'a> {
     store: &'a Store,
     state: State,
     spec: &'a Spec,
+    /// Whether state must carry init's PID before create ends (see on_pid).
+    record_pid: bool,
 }
 
 impl CreateParent<'_> {
@@ -106,6 +121,9 @@ impl Parent for CreateParent<'_> {
     fn on_pid(&mut self, pid: i32) -> Result<()> {
         self.state.pid = pid;
         self.state.init_start_time = proc_start_time(pid).map(|x| x.0).unwrap_or(0);
+        if !self.record_pid {
+            return Ok(());
+        }
         self.store
             .write_json(&self.state.id, store::STATE_FILE, &self.state)
     }
@@ -149,6 +167,42 @@ fn rootless_cgroup(
 }
 
 pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
+    create_inner(g, id, o).map(|(pid, _)| pid)
+}
+
+/// `run`'s create: released by `start_created` through a pipe.
+pub fn create_for_run(g: &Globals, id: &str, o: &CreateOpts) -> Result<Created> {
+    let o = CreateOpts {
+        pipe_handshake: true,
+        ..o.clone()
+    };
+    match create_inner(g, id, &o)? {
+        (_, Some(c)) => Ok(c),
+        (_, None) => bail!("create: no handshake pipe"),
+    }
+}
+
+/// Whether anything can look at the state while create runs: a hook (it
+/// may call `state`) or a seccomp listener (it gets the state). Without the
+/// exec fifo (`run`), init cannot outlive us waiting for start (the pipe
+/// breaks), so nobody else needs its PID on disk before create is done.
+fn observed_while_creating(spec: &Spec) -> bool {
+    let h = spec.hooks().as_ref();
+    [
+        hooks::Kind::Prestart,
+        hooks::Kind::CreateRuntime,
+        hooks::Kind::CreateContainer,
+    ]
+    .into_iter()
+    .any(|k| !hooks::of_kind(h, k).is_empty())
+        || spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .is_some_and(|s| s.listener_path().is_some())
+}
+
+fn create_inner(g: &Globals, id: &str, o: &CreateOpts) -> Result<(i32, Option<Created>)> {
     store::validate_id(id)?;
     launch::check_preserve_fds(o.preserve_fds)?;
     if let Some(p) = &o.pid_file {
@@ -160,6 +214,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
     log::debug!("config loaded from {}", bundle.display());
     let rootfs = spec::rootfs(&spec, &bundle)?;
     check_terminal(&spec, o)?;
+    crate::timing::lap("parse");
     let linux = spec.linux().clone().unwrap_or_default();
     let nss = linux.namespaces().clone().unwrap_or_default();
     log::debug!(
@@ -198,7 +253,13 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         armed: true,
     };
     st.write_json(id, store::CONFIG_FILE, &spec)?;
-    let fifo = make_exec_fifo(&dir)?;
+    let (fifo, handshake) = match o.pipe_handshake {
+        true => {
+            let (r, w) = make_handshake_pipe()?;
+            (w, Some(r))
+        }
+        false => (make_exec_fifo(&dir)?, None),
+    };
     let console = match &o.console_socket {
         Some(p) => Some(crate::process::tty::connect_console_socket(p)?),
         None => None,
@@ -231,12 +292,15 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         cgroup_mounts: cg_box.as_ref().map(|c| c.mounts()).unwrap_or_default(),
         exec: false,
         state: serde_json::to_value(state.to_oci(Status::Creating)).ctx(|| "encode state")?,
+        timing: crate::timing::enabled(),
     };
     let mut parent = CreateParent {
         store: &st,
         state,
         spec: &spec,
+        record_pid: handshake.is_none() || observed_while_creating(&spec),
     };
+    crate::timing::lap("state");
     let launched = launch::launch(
         Launch {
             cfg,
@@ -263,7 +327,14 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         store::write_pid_file(p, pid)?;
     }
     guard.armed = false;
-    Ok(pid)
+    crate::timing::lap("record");
+    let created = handshake.map(|h| Created {
+        pid,
+        handshake: h,
+        state,
+        spec,
+    });
+    Ok((pid, created))
 }
 
 /// A terminal needs somewhere to go: a console socket, or `run` in the
@@ -309,6 +380,19 @@ fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
     nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096))
         .ctx(|| format!("fcntl F_SETPIPE_SZ {}", fifo_path.display()))?;
     Ok(fd)
+}
+
+/// `run`'s handshake: a pipe with the exec fifo's one-page trick (see
+/// make_exec_fifo); init gets the write end, we keep the read end. No file
+/// in the state dir, and if we die init's wait ends (EPIPE) instead of
+/// waiting for a `start` that will never come.
+fn make_handshake_pipe() -> Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::OFlag;
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .ctx(|| "pipe for the start handshake")?;
+    nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096))
+        .ctx(|| "fcntl F_SETPIPE_SZ on the start handshake pipe")?;
+    Ok((r, w))
 }
 
 /// The state of a container being created (no init PID yet).
@@ -357,30 +441,54 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
     log::debug!("starting container {id}: init process {}", c.state.pid);
     read_fifo(&fifo_path, c.state.pid, c.state.init_start_time)?;
     let _ = std::fs::remove_file(&fifo_path);
+    crate::timing::lap("start");
     let spec: Spec = c.store.read_json(id, store::CONFIG_FILE)?;
-    let ps = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::Poststart);
-    if !ps.is_empty() {
-        c.refresh();
-        let json =
-            serde_json::to_string(&c.state.to_oci(Status::Running)).ctx(|| "encode state")?;
-        // runtime-spec 1.3: a failing poststart hook fails start; the container
-        // is stopped so the caller is not left with a half-started one.
-        if let Err(e) = hooks::run_all(&ps, hooks::Kind::Poststart, &json) {
-            let _ = kill(Pid::from_raw(c.state.pid), Signal::SIGKILL);
-            return Err(e);
-        }
+    if hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::Poststart).is_empty() {
+        return Ok(());
     }
+    c.refresh();
+    poststart(&spec, &c.state)
+}
+
+/// `run`'s start: release init through the pipe of `create_for_run`, with
+/// the state and config create had in hand.
+pub fn start_created(g: &Globals, id: &str, c: Created) -> Result<()> {
+    let _lock = g.store().lock(id)?;
+    log::debug!("starting container {id}: init process {}", c.pid);
+    await_release(&c.handshake, c.pid, c.state.init_start_time)?;
+    crate::timing::lap("start");
+    poststart(&c.spec, &c.state)
+}
+
+/// runtime-spec 1.3: a failing poststart hook fails start; the container is
+/// stopped so the caller is not left with a half-started one.
+fn poststart(spec: &Spec, state: &State) -> Result<()> {
+    let ps = hooks::of_kind(spec.hooks().as_ref(), hooks::Kind::Poststart);
+    if ps.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_string(&state.to_oci(Status::Running)).ctx(|| "encode state")?;
+    if let Err(e) = hooks::run_all(&ps, hooks::Kind::Poststart, &json) {
+        let _ = kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+        return Err(e);
+    }
+    crate::timing::lap("poststart");
     Ok(())
 }
 
 fn read_fifo(path: &Path, pid: i32, start_time: u64) -> Result<()> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags_nonblock()
         .open(path)
         .ctx(|| format!("open exec fifo {}", path.display()))?;
+    await_release(&f, pid, start_time)
+}
+
+/// Read init's byte from the (non-blocking) exec fifo or handshake pipe,
+/// then wait for EOF.
+fn await_release(f: &impl std::os::fd::AsFd, pid: i32, start_time: u64) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     // Phase 1: init's one byte (it is released); phase 2: EOF, when execve
     // closes init's end (the user process runs; poststart may follow).
     let mut released = false;
@@ -389,13 +497,16 @@ fn read_fifo(path: &Path, pid: i32, start_time: u64) -> Result<()> {
         let n = poll(&mut fds, PollTimeout::from(100u16)).ctx(|| "poll exec fifo")?;
         if n > 0 {
             let mut b = [0u8; 1];
-            match nix::unistd::read(&f, &mut b) {
+            match nix::unistd::read(f.as_fd(), &mut b) {
                 Ok(1) => released = true,
                 Ok(_) if released => return Ok(()),
                 Ok(_) => bail!("cannot start container: init exited before start"),
                 Err(nix::errno::Errno::EAGAIN) => {}
                 Err(e) => bail!("read exec fifo: {e}"),
             }
+            // Progress: init is there (a gone init shows as EOF or, with
+            // the fifo held open by someone else, as the timeout below).
+            continue;
         }
         match proc_start_time(pid) {
             Some((t, false)) if t == start_time => {}

@@ -43,11 +43,15 @@ pub struct InitConfig {
     pub exec: bool,
     /// The OCI state (status creating) handed to in-container hooks.
     pub state: serde_json::Value,
+    /// `--debug`: time the steps and report them before Ready.
+    #[serde(default)]
+    pub timing: bool,
 }
 
 /// Entry point of `skiff init`. Never returns on success (execve); on failure the
 /// error goes to the parent over the sync channel and we exit 1.
 pub fn main() -> ! {
+    let t0 = std::time::Instant::now();
     let fd: RawFd = match std::env::var(SYNC_FD_ENV).ok().and_then(|v| v.parse().ok()) {
         Some(fd) => fd,
         None => {
@@ -65,7 +69,7 @@ pub fn main() -> ! {
         std::process::exit(1);
     }
     let ch = Channel::from_raw(fd);
-    let err = match stage1(&ch) {
+    let err = match stage1(&ch, t0) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -89,12 +93,16 @@ pub fn mark_started() {
 
 pub enum Never {}
 
-fn stage1(ch: &Channel) -> Result<Never> {
+fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
     let cfg = match ch.recv::<ToInit>()? {
         Some(ToInit::Config(c)) => c,
         Some(ToInit::Abort(m)) => bail!("aborted by parent: {m}"),
         other => bail!("init: expected config, got {other:?}"),
     };
+    if cfg.timing {
+        crate::timing::collect_from(t0);
+        crate::timing::lap("init-config");
+    }
     let linux = cfg.spec.linux().clone().unwrap_or_default();
     let nss = linux.namespaces().clone().unwrap_or_default();
     let plan = namespaces::plan(&nss)?;
@@ -145,6 +153,7 @@ fn stage1(ch: &Channel) -> Result<Never> {
     if early.contains(CloneFlags::CLONE_NEWNET) {
         sys::net::loopback_up()?;
     }
+    crate::timing::lap("namespaces");
     if !in_cgroups {
         match ch.recv::<ToInit>()? {
             Some(ToInit::CgroupsApplied) => {}
@@ -152,6 +161,7 @@ fn stage1(ch: &Channel) -> Result<Never> {
             other => bail!("init: expected cgroups applied, got {other:?}"),
         }
     }
+    crate::timing::lap("cgroup-wait");
     if plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP) {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace")?;
     }
@@ -188,6 +198,7 @@ fn stage1(ch: &Channel) -> Result<Never> {
         }
     }
     drop(go_r);
+    crate::timing::lap("clone");
     let err = match stage2(ch, &cfg, &plan, idmapped) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -260,6 +271,7 @@ fn stage2(
                 mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
                     .ctx(|| format!("set rootfsPropagation {prop:?} on /"))?;
             }
+            crate::timing::lap("masks");
         } else {
             // Without a private mount namespace every mount would land on the
             // host: only change root (the parent warns that mounts are skipped).
@@ -285,6 +297,7 @@ fn stage2(
         if !cfg.no_new_keyring {
             sys::join_session_keyring(&cfg.id)?;
         }
+        crate::timing::lap("hostname");
     }
     super::setup::process(ch, cfg, &process)
 }
@@ -422,7 +435,9 @@ fn prepare_rootfs(
     if dev_is_tmpfs {
         devices::symlinks(&root)?;
     }
+    crate::timing::lap("rootfs");
     run_runtime_hooks(ch, cfg)?;
+    crate::timing::lap("hooks");
     drop(root);
     if cfg.no_pivot {
         pivot::move_root(&cfg.rootfs)?;
@@ -432,6 +447,7 @@ fn prepare_rootfs(
     if dev_is_tmpfs {
         devices::reopen_dev_null()?;
     }
+    crate::timing::lap("pivot");
     Ok(later)
 }
 
@@ -505,6 +521,14 @@ pub fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
     v.iter()
         .map(|s| CString::new(s.as_bytes()).ctx(|| format!("{what} {s:?}")))
         .collect()
+}
+
+/// `--debug`: init's step times, to the parent's log (init has none).
+pub fn send_timings(ch: &Channel) -> Result<()> {
+    if crate::timing::enabled() {
+        ch.send(&FromInit::Timing(crate::timing::take()))?;
+    }
+    Ok(())
 }
 
 /// Tell `start` we are set up: the one byte in the exec fifo (the parent

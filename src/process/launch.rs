@@ -108,6 +108,7 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
     let setup = ChildSetup::new(3 + l.cfg.preserve_fds as RawFd, inherit, initial_cpus);
     let sync_env = (SYNC_FD_ENV, theirs_fd.as_raw_fd().to_string());
     let (stage1, placed) = spawn_init(&l, exe, &sync_env, setup)?;
+    crate::timing::lap("spawn");
     drop(theirs_fd);
     drop(keep);
     let mut stage2 = 0;
@@ -186,6 +187,7 @@ fn drive(
     }
     parent.place(stage1)?;
     send_or_init_error(ch, &ToInit::CgroupsApplied)?;
+    crate::timing::lap("cgroup");
     loop {
         let msg = ch.recv_with_fd::<FromInit>()?;
         let Some((msg, fd)) = msg else {
@@ -238,8 +240,19 @@ fn drive(
                 Some(fd) => parent.seccomp_fd(*stage2, fd)?,
                 None => bail!("init announced a seccomp fd but sent none"),
             },
-            FromInit::Ready if l.cfg.exec => return exec_result(ch, *stage2),
-            FromInit::Ready => return Ok(*stage2),
+            FromInit::Timing(steps) => {
+                for (name, us) in steps {
+                    crate::timing::emit(&name, us);
+                }
+            }
+            FromInit::Ready if l.cfg.exec => {
+                crate::timing::lap("ready");
+                return exec_result(ch, *stage2);
+            }
+            FromInit::Ready => {
+                crate::timing::lap("ready");
+                return Ok(*stage2);
+            }
             FromInit::Error(m) => return Err(Error::new(m)),
         }
     }

@@ -98,7 +98,9 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
     // Compiled now, so a bad profile fails `create` with a message; loaded as
     // late as possible below. Kept alive until execve: freeing it after the
     // load would make syscalls under the filter.
+    crate::timing::lap("process");
     let filter = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
+    crate::timing::lap("seccomp");
     // Nothing of ours past the preserved fds may reach the process
     // (CVE-2024-21626): after libseccomp has opened what it needs to compile,
     // before any filter is loaded that could refuse close_range.
@@ -144,6 +146,8 @@ pub fn process(ch: &Channel, cfg: &InitConfig, process: &Process) -> Result<supe
         (false, None) => bail!("init: no exec fifo was passed"),
         (true, _) => None,
     };
+    crate::timing::lap("credentials");
+    super::init::send_timings(ch)?;
     if let Some(f) = &fifo {
         announce_ready(f)?;
     }

@@ -43,6 +43,8 @@ pub enum FromInit {
     RunHooks,
     /// A seccomp notify fd follows as SCM_RIGHTS.
     SeccompFd,
+    /// `--debug`: init's steps and their times in microseconds (before Ready).
+    Timing(Vec<(String, u64)>),
     /// Set up and waiting for `start` (create) or about to execve (exec).
     Ready,
     /// A step failed; the message names the step, path and errno.
