@@ -35,7 +35,7 @@ fn criu_check() -> Result<(), String> {
 
 /// True (after saying why) when the test cannot run: not root, or CRIU
 /// cannot work on this host.
-fn skip_unless_criu(test: &str) -> bool {
+pub(crate) fn skip_unless_criu(test: &str) -> bool {
     if skip_unless_root() {
         return true;
     }
@@ -120,7 +120,7 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-fn freezer_state(pid: i64) -> String {
+pub(crate) fn freezer_state(pid: i64) -> String {
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     for line in cg.lines() {
         let mut it = line.splitn(3, ':');
@@ -278,6 +278,22 @@ fn checkpoint_flags_are_runcs_and_bad_values_are_refused() {
         out.stderr_text()
     );
     assert_eq!(rt.state(&id)["status"], "running");
+    // A flag given twice parses (urfave/cli takes it so): podman 5 sends
+    // `--leave-running --leave-running` for `checkpoint --leave-running`.
+    for sub in ["checkpoint", "restore"] {
+        let flag = if sub == "checkpoint" {
+            "--leave-running"
+        } else {
+            "--detach"
+        };
+        let out = rt.run(&[sub, "--image-path", s(&img), flag, flag, "no-such-ctr"]);
+        out.assert_code(1, "a flag given twice");
+        assert!(
+            !out.stderr_text().contains("cannot be used multiple times"),
+            "{sub} {flag} {flag}: {}",
+            out.stderr_text()
+        );
+    }
     // A created container cannot be checkpointed (runc's words).
     let id2 = rt.new_id();
     rt.create(&id2, &bundle).assert_success("create");
@@ -466,51 +482,55 @@ fn pre_dump_then_dump_with_parent_path_restores() {
     rt.assert_no_leaks(&id, &bundle);
 }
 
+/// Processes on this host whose command line mentions `marker`.
+fn processes_mentioning(marker: &str) -> Vec<String> {
+    crate::engines::processes_mentioning(marker)
+        .into_iter()
+        .map(|(pid, cmd)| format!("{pid} {cmd}"))
+        .collect()
+}
+
+/// runc (1.1.15 and 1.1.5, with criu 4.1 and 3.17) refuses to dump an open
+/// TCP connection without --tcp-established, and CRIU then unlocks the
+/// network and resumes the tree: the container runs on, unfrozen, the same
+/// process. A restore of those images without --tcp-established fails and
+/// must leave nothing; with it the connection carries data again.
 #[test]
 fn tcp_established_connection_over_loopback_survives() {
     if skip_unless_criu("tcp_established_connection_over_loopback_survives") {
         return;
     }
-    // Seen in the VM lane (2026-11-29, Debian 13's criu 4.1): the refused
-    // dump of the open connection left the container stopped, where criu
-    // 4.2 leaves it running. Not yet understood; open in issue 13.
-    let version = std::process::Command::new("criu")
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    let v = version
-        .lines()
-        .find_map(|l| l.strip_prefix("Version: "))
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < (4, 2) {
-        eprintln!(
-            "skipping tcp_established_connection_over_loopback_survives: criu {v} leaves the container stopped after the refused dump (known, issue 13); needs criu 4.2+"
-        );
-        return;
-    }
     // A server and a client in one container, talking over 127.0.0.1: the
-    // server writes what it receives to /tmp/got.
-    let script = "sleep 100000 | busybox nc -l -p 5555 > /tmp/got & sleep 0.5; \
-                  i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done | busybox nc 127.0.0.1 5555";
-    let bundle = counter_bundle().args(&["sh", "-c", script]);
+    // server writes what it receives to /tmp/got. The port names the test's
+    // processes (other tests run at the same time).
+    let port = 20000 + std::process::id() % 20000;
+    let script = format!(
+        "sleep 100000 | busybox nc -l -p {port} > /tmp/got & sleep 0.5; \
+         i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done | busybox nc 127.0.0.1 {port}"
+    );
+    let marker = format!("nc 127.0.0.1 {port}");
+    let bundle = counter_bundle().args(&["sh", "-c", &script]);
     let rt = Runtime::skiff();
     let id = run_detached(&rt, &bundle);
+    let pid = pid_of(&rt.state(&id));
     let got = bundle.rootfs().join("tmp/got");
     let lines = |p: &Path| {
         std::fs::read_to_string(p)
             .map(|s| s.lines().count())
             .unwrap_or(0)
     };
-    let end = Instant::now() + Duration::from_secs(20);
-    while lines(&got) < 3 {
-        assert!(Instant::now() < end, "no data over the connection");
-        thread::sleep(Duration::from_millis(50));
-    }
+    let grows = |what: &str| {
+        let n = lines(&got);
+        let end = Instant::now() + Duration::from_secs(20);
+        while lines(&got) < n + 3 {
+            assert!(
+                Instant::now() < end,
+                "{what}: the connection carries no data ({n} lines)"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    grows("before checkpoint");
     let img = images(&bundle, "img");
     // Without --tcp-established CRIU refuses the open connection.
     let out = rt.run(&["checkpoint", "--image-path", s(&img), &id]);
@@ -519,11 +539,17 @@ fn tcp_established_connection_over_loopback_survives() {
         Some(0),
         "an established connection needs --tcp-established"
     );
+    eprintln!("refused dump (expected): {}", out.stderr_text());
+    let st = rt.state(&id);
     assert_eq!(
-        rt.state(&id)["status"],
-        "running",
-        "a failed dump leaves it running"
+        st["status"], "running",
+        "a failed dump leaves it running: {st}"
     );
+    assert_eq!(pid_of(&st), pid, "the same process");
+    let f = freezer_state(pid);
+    assert!(f == "THAWED" || f == "0", "cgroup not left frozen: {f:?}");
+    grows("after the refused dump");
+    let _ = std::fs::remove_dir_all(&img);
     rt.run(&[
         "checkpoint",
         "--tcp-established",
@@ -532,6 +558,37 @@ fn tcp_established_connection_over_loopback_survives() {
         &id,
     ])
     .assert_success("checkpoint --tcp-established");
+    assert!(
+        processes_mentioning(&marker).is_empty(),
+        "the dumped tree is gone: {:?}",
+        processes_mentioning(&marker)
+    );
+    // A restore CRIU gives up half-way (the connection in the images needs
+    // --tcp-established) leaves no process, cgroup or state behind.
+    let out = rt.run(&[
+        "restore",
+        "-d",
+        "--image-path",
+        s(&img),
+        "--work-path",
+        s(&images(&bundle, "work-refused")),
+        "--bundle",
+        bundle.path_str(),
+        &id,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "restore of a TCP connection without --tcp-established: {}",
+        out.stderr_text()
+    );
+    eprintln!("refused restore (expected): {}", out.stderr_text());
+    rt.assert_no_leaks(&id, &bundle);
+    assert!(
+        processes_mentioning(&marker).is_empty(),
+        "no half-restored process: {:?}",
+        processes_mentioning(&marker)
+    );
     let n = lines(&got);
     rt.run(&[
         "restore",
@@ -544,6 +601,7 @@ fn tcp_established_connection_over_loopback_survives() {
         &id,
     ])
     .assert_success("restore --tcp-established");
+    assert_eq!(rt.state(&id)["status"], "running");
     let end = Instant::now() + Duration::from_secs(20);
     while lines(&got) < n + 3 {
         assert!(
@@ -553,6 +611,7 @@ fn tcp_established_connection_over_loopback_survives() {
         thread::sleep(Duration::from_millis(50));
     }
     rt.delete_force(&id).assert_success("delete");
+    rt.assert_no_leaks(&id, &bundle);
 }
 
 #[test]
