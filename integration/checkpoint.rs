@@ -621,7 +621,11 @@ fn refused_tcp_dump(rt: &Runtime, port: u32) -> (String, bool, bool, bool) {
 /// container whose init is that pipeline stops; criu 4.2 on the host kept
 /// it. The test compares with runc rather than fixing CRIU's part.)
 /// With --tcp-established the connection is dumped; a restore without the
-/// flag fails and leaves nothing, one with it carries data again.
+/// flag fails and leaves nothing, one with it runs (runc 1.1.15 fails that
+/// restore in the guest, "Can't connect inet socket back: Network is
+/// unreachable": it leaves lo down in the empty network namespace CRIU
+/// makes; skiff brings lo up at setup-namespaces) and, where CRIU resumes nc
+/// intact, carries data again.
 #[test]
 fn tcp_established_connection_over_loopback_survives() {
     if skip_unless_criu("tcp_established_connection_over_loopback_survives") {
@@ -646,7 +650,9 @@ fn tcp_established_connection_over_loopback_survives() {
         None => eprintln!("runc not found: the refused dump is not compared with runc"),
     }
 
-    let bundle = tcp_bundle(port, false);
+    // init sleeps on after the pipeline: the state after restore is skiff's
+    // doing, whatever CRIU's resumed nc then does with the connection.
+    let bundle = tcp_bundle(port, true);
     let marker = format!("nc 127.0.0.1 {port}");
     let id = run_detached(&rt, &bundle);
     assert!(
@@ -699,10 +705,21 @@ fn tcp_established_connection_over_loopback_survives() {
     ])
     .assert_success("restore --tcp-established");
     assert_eq!(rt.state(&id)["status"], "running");
-    assert!(
-        data_flows(&bundle, Duration::from_secs(20)),
-        "the connection carries data after restore"
-    );
+    // Where CRIU resumes busybox nc intact after a dump attempt (criu 4.2),
+    // the restored connection must carry data. criu 4.1 ends it on resume
+    // (seen above, the same under runc), and so also after a restore that
+    // succeeded (restore.log: "Turning repair off", then both nc exit 0).
+    if ours.3 {
+        assert!(
+            data_flows(&bundle, Duration::from_secs(20)),
+            "the connection carries data after restore"
+        );
+    } else {
+        eprintln!(
+            "skipping the data check after restore: this CRIU ends busybox nc's \
+             connection when it resumes it (after the refused dump too, under runc as well)"
+        );
+    }
     rt.delete_force(&id).assert_success("delete");
     rt.assert_no_leaks(&id, &bundle);
 }
