@@ -152,13 +152,13 @@ fn checkpoint_where_criu_cannot_work_fails_fast_and_leaves_the_container_running
     let why = match criu_check() {
         Ok(()) => {
             eprintln!(
-                "skipping: `criu check` passes here, so this host's failure mode cannot be shown"
+                "skipping checkpoint_where_criu_cannot_work: `criu check` passes here, so this host's failure mode cannot be shown"
             );
             return;
         }
         Err(why) if why.starts_with("criu not runnable") => {
             eprintln!(
-                "skipping: {why} (install criu: Debian's package is the one that fails here)"
+                "skipping checkpoint_where_criu_cannot_work: {why} (install criu: Debian's package is the one that fails here)"
             );
             return;
         }
