@@ -35,7 +35,7 @@ fn criu_check() -> Result<(), String> {
 
 /// True (after saying why) when the test cannot run: not root, or CRIU
 /// cannot work on this host.
-fn skip_unless_criu(test: &str) -> bool {
+pub(crate) fn skip_unless_criu(test: &str) -> bool {
     if skip_unless_root() {
         return true;
     }
@@ -84,6 +84,11 @@ fn run_detached(rt: &Runtime, bundle: &Bundle) -> String {
 }
 
 fn run_detached_with(rt: &Runtime, bundle: &Bundle, flags: &[&str]) -> String {
+    run_detached_stderr(rt, bundle, flags, Stdio::null())
+}
+
+/// `run -d` with the container's stderr (inherited from us) as given.
+fn run_detached_stderr(rt: &Runtime, bundle: &Bundle, flags: &[&str], stderr: Stdio) -> String {
     let id = rt.new_id();
     bundle.flush();
     let mut cmd = rt.command();
@@ -93,7 +98,7 @@ fn run_detached_with(rt: &Runtime, bundle: &Bundle, flags: &[&str]) -> String {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("spawn run -d");
     let end = Instant::now() + Duration::from_secs(60);
@@ -120,7 +125,7 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-fn freezer_state(pid: i64) -> String {
+pub(crate) fn freezer_state(pid: i64) -> String {
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     for line in cg.lines() {
         let mut it = line.splitn(3, ':');
@@ -147,13 +152,13 @@ fn checkpoint_where_criu_cannot_work_fails_fast_and_leaves_the_container_running
     let why = match criu_check() {
         Ok(()) => {
             eprintln!(
-                "skipping: `criu check` passes here, so this host's failure mode cannot be shown"
+                "skipping checkpoint_where_criu_cannot_work: `criu check` passes here, so this host's failure mode cannot be shown"
             );
             return;
         }
         Err(why) if why.starts_with("criu not runnable") => {
             eprintln!(
-                "skipping: {why} (install criu: Debian's package is the one that fails here)"
+                "skipping checkpoint_where_criu_cannot_work: {why} (install criu: Debian's package is the one that fails here)"
             );
             return;
         }
@@ -278,6 +283,22 @@ fn checkpoint_flags_are_runcs_and_bad_values_are_refused() {
         out.stderr_text()
     );
     assert_eq!(rt.state(&id)["status"], "running");
+    // A flag given twice parses (urfave/cli takes it so): podman 5 sends
+    // `--leave-running --leave-running` for `checkpoint --leave-running`.
+    for sub in ["checkpoint", "restore"] {
+        let flag = if sub == "checkpoint" {
+            "--leave-running"
+        } else {
+            "--detach"
+        };
+        let out = rt.run(&[sub, "--image-path", s(&img), flag, flag, "no-such-ctr"]);
+        out.assert_code(1, "a flag given twice");
+        assert!(
+            !out.stderr_text().contains("cannot be used multiple times"),
+            "{sub} {flag} {flag}: {}",
+            out.stderr_text()
+        );
+    }
     // A created container cannot be checkpointed (runc's words).
     let id2 = rt.new_id();
     rt.create(&id2, &bundle).assert_success("create");
@@ -311,6 +332,69 @@ fn checkpoint_flags_are_runcs_and_bad_values_are_refused() {
     ] {
         assert!(help.contains(f), "restore --help names {f}");
     }
+}
+
+/// A dump CRIU gives up after it froze the tree (the container's stderr is
+/// a file on a host mount it cannot name: "Can't lookup mount=... for fd=2",
+/// runc 1.1.15 fails the same way in the guest) leaves the container as it
+/// was: running, or paused when it was paused, the same process, counting.
+#[test]
+fn failed_dump_leaves_the_container_as_it_was() {
+    if skip_unless_criu("failed_dump_leaves_the_container_as_it_was") {
+        return;
+    }
+    let bundle = counter_bundle();
+    let rt = Runtime::skiff();
+    let log = std::fs::File::create(bundle.path().join("stderr.log")).expect("stderr file");
+    let id = run_detached_stderr(&rt, &bundle, &[], Stdio::from(log));
+    let pid = pid_of(&rt.state(&id));
+    wait_count(&bundle, 2, Duration::from_secs(20));
+    let img = images(&bundle, "img");
+    for paused in [false, true] {
+        if paused {
+            rt.run(&["pause", &id]).assert_success("pause");
+        }
+        let out = rt.run(&["checkpoint", "--image-path", s(&img), &id]);
+        out.assert_code(1, "checkpoint of a container with a host file as stderr");
+        assert!(
+            out.stderr_text().contains("dump.log"),
+            "the error names CRIU's log: {}",
+            out.stderr_text()
+        );
+        let st = rt.state(&id);
+        let (want, frozen) = if paused {
+            ("paused", ["FROZEN", "1"])
+        } else {
+            ("running", ["THAWED", "0"])
+        };
+        assert_eq!(st["status"], want, "a failed dump leaves it {want}: {st}");
+        assert_eq!(pid_of(&st), pid, "the same process");
+        let f = freezer_state(pid);
+        assert!(
+            frozen.contains(&f.as_str()),
+            "cgroup freezer {f:?} when {want}"
+        );
+        if paused {
+            rt.run(&["resume", &id]).assert_success("resume");
+        }
+        let c = count(&bundle).unwrap_or(0);
+        wait_count(&bundle, c + 3, Duration::from_secs(20));
+    }
+    // Nothing to restore from: restore fails and leaves nothing.
+    let id2 = rt.new_id();
+    let out = rt.run(&[
+        "restore",
+        "-d",
+        "--image-path",
+        s(&img),
+        "--bundle",
+        bundle.path_str(),
+        &id2,
+    ]);
+    out.assert_code(1, "restore from a failed dump's images");
+    rt.assert_no_leaks(&id2, &bundle);
+    rt.delete_force(&id).assert_success("delete");
+    rt.assert_no_leaks(&id, &bundle);
 }
 
 /// Checkpoint (no --leave-running) stops the container and removes it, as
@@ -466,64 +550,116 @@ fn pre_dump_then_dump_with_parent_path_restores() {
     rt.assert_no_leaks(&id, &bundle);
 }
 
+/// Processes on this host whose command line mentions `marker`.
+fn processes_mentioning(marker: &str) -> Vec<String> {
+    crate::engines::processes_mentioning(marker)
+        .into_iter()
+        .map(|(pid, cmd)| format!("{pid} {cmd}"))
+        .collect()
+}
+
+/// A server and a client in one container, talking over 127.0.0.1 (the
+/// server writes what it gets to /tmp/got); the port names the test's
+/// processes. With `stay`, init sleeps on once the pipeline ends.
+fn tcp_bundle(port: u32, stay: bool) -> Bundle {
+    let tail = if stay { "; sleep 100000" } else { "" };
+    let script = format!(
+        "sleep 100000 | busybox nc -l -p {port} > /tmp/got & sleep 0.5; \
+         i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done | busybox nc 127.0.0.1 {port}{tail}"
+    );
+    counter_bundle().args(&["sh", "-c", &script])
+}
+
+fn got_lines(bundle: &Bundle) -> usize {
+    std::fs::read_to_string(bundle.rootfs().join("tmp/got"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// Whether the connection carries 3 more lines within `max`.
+fn data_flows(bundle: &Bundle, max: Duration) -> bool {
+    let n = got_lines(bundle);
+    let end = Instant::now() + max;
+    while got_lines(bundle) < n + 3 {
+        if Instant::now() > end {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// What a dump refused for the open connection leaves: (status, same
+/// process, cgroup frozen, connection still carrying data).
+fn refused_tcp_dump(rt: &Runtime, port: u32) -> (String, bool, bool, bool) {
+    let bundle = tcp_bundle(port, true);
+    let id = run_detached(rt, &bundle);
+    let pid = pid_of(&rt.state(&id));
+    assert!(
+        data_flows(&bundle, Duration::from_secs(20)),
+        "no data before the dump"
+    );
+    let img = images(&bundle, "img");
+    let out = rt.run(&["checkpoint", "--image-path", s(&img), &id]);
+    out.assert_code(1, "a dump of an open connection without --tcp-established");
+    let st = rt.state(&id);
+    let f = freezer_state(pid);
+    let flows = data_flows(&bundle, Duration::from_secs(5));
+    rt.delete_force(&id).assert_success("delete");
+    (
+        st["status"].as_str().unwrap_or("").to_string(),
+        pid_of(&st) == pid,
+        f == "FROZEN" || f == "1",
+        flows,
+    )
+}
+
+/// Without --tcp-established CRIU refuses an open TCP connection and the
+/// container stays as runc leaves it: running, the same process, thawed.
+/// (In the Debian 13 guest, runc 1.1.15 with criu 4.1, the refused dump also
+/// ends the connection: both nc exit and the pipeline with them, so a
+/// container whose init is that pipeline stops; criu 4.2 on the host kept
+/// it. The test compares with runc rather than fixing CRIU's part.)
+/// With --tcp-established the connection is dumped; a restore without the
+/// flag fails and leaves nothing, one with it runs (runc 1.1.15 fails that
+/// restore in the guest, "Can't connect inet socket back: Network is
+/// unreachable": it leaves lo down in the empty network namespace CRIU
+/// makes; skiff brings lo up at setup-namespaces) and, where CRIU resumes nc
+/// intact, carries data again.
 #[test]
 fn tcp_established_connection_over_loopback_survives() {
     if skip_unless_criu("tcp_established_connection_over_loopback_survives") {
         return;
     }
-    // Seen in the VM lane (2026-11-29, Debian 13's criu 4.1): the refused
-    // dump of the open connection left the container stopped, where criu
-    // 4.2 leaves it running. Not yet understood; open in issue 13.
-    let version = std::process::Command::new("criu")
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    let v = version
-        .lines()
-        .find_map(|l| l.strip_prefix("Version: "))
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < (4, 2) {
-        eprintln!(
-            "skipping tcp_established_connection_over_loopback_survives: criu {v} leaves the container stopped after the refused dump (known, issue 13); needs criu 4.2+"
-        );
-        return;
-    }
-    // A server and a client in one container, talking over 127.0.0.1: the
-    // server writes what it receives to /tmp/got.
-    let script = "sleep 100000 | busybox nc -l -p 5555 > /tmp/got & sleep 0.5; \
-                  i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done | busybox nc 127.0.0.1 5555";
-    let bundle = counter_bundle().args(&["sh", "-c", script]);
+    let port = 20000 + std::process::id() % 20000;
     let rt = Runtime::skiff();
-    let id = run_detached(&rt, &bundle);
-    let got = bundle.rootfs().join("tmp/got");
-    let lines = |p: &Path| {
-        std::fs::read_to_string(p)
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    };
-    let end = Instant::now() + Duration::from_secs(20);
-    while lines(&got) < 3 {
-        assert!(Instant::now() < end, "no data over the connection");
-        thread::sleep(Duration::from_millis(50));
-    }
-    let img = images(&bundle, "img");
-    // Without --tcp-established CRIU refuses the open connection.
-    let out = rt.run(&["checkpoint", "--image-path", s(&img), &id]);
-    assert_ne!(
-        out.status.code(),
-        Some(0),
-        "an established connection needs --tcp-established"
-    );
+    let ours = refused_tcp_dump(&rt, port);
     assert_eq!(
-        rt.state(&id)["status"],
-        "running",
-        "a failed dump leaves it running"
+        (ours.0.as_str(), ours.1, ours.2),
+        ("running", true, false),
+        "a refused dump leaves the container running, the same process, thawed"
     );
+    match Runtime::runc() {
+        Some(runc) => {
+            let theirs = refused_tcp_dump(&runc, port + 1);
+            assert_eq!(
+                ours, theirs,
+                "skiff (left) and runc (right) after a refused dump"
+            );
+        }
+        None => eprintln!("runc not found: the refused dump is not compared with runc"),
+    }
+
+    // init sleeps on after the pipeline: the state after restore is skiff's
+    // doing, whatever CRIU's resumed nc then does with the connection.
+    let bundle = tcp_bundle(port, true);
+    let marker = format!("nc 127.0.0.1 {port}");
+    let id = run_detached(&rt, &bundle);
+    assert!(
+        data_flows(&bundle, Duration::from_secs(20)),
+        "no data before the dump"
+    );
+    let img = images(&bundle, "img");
     rt.run(&[
         "checkpoint",
         "--tcp-established",
@@ -532,7 +668,31 @@ fn tcp_established_connection_over_loopback_survives() {
         &id,
     ])
     .assert_success("checkpoint --tcp-established");
-    let n = lines(&got);
+    assert!(
+        processes_mentioning(&marker).is_empty(),
+        "the dumped tree is gone: {:?}",
+        processes_mentioning(&marker)
+    );
+    // A restore CRIU gives up half-way (the connection in the images needs
+    // --tcp-established) leaves no process, cgroup or state behind.
+    let out = rt.run(&[
+        "restore",
+        "-d",
+        "--image-path",
+        s(&img),
+        "--work-path",
+        s(&images(&bundle, "work-refused")),
+        "--bundle",
+        bundle.path_str(),
+        &id,
+    ]);
+    out.assert_code(1, "restore of a TCP connection without --tcp-established");
+    rt.assert_no_leaks(&id, &bundle);
+    assert!(
+        processes_mentioning(&marker).is_empty(),
+        "no half-restored process: {:?}",
+        processes_mentioning(&marker)
+    );
     rt.run(&[
         "restore",
         "-d",
@@ -544,15 +704,24 @@ fn tcp_established_connection_over_loopback_survives() {
         &id,
     ])
     .assert_success("restore --tcp-established");
-    let end = Instant::now() + Duration::from_secs(20);
-    while lines(&got) < n + 3 {
+    assert_eq!(rt.state(&id)["status"], "running");
+    // Where CRIU resumes busybox nc intact after a dump attempt (criu 4.2),
+    // the restored connection must carry data. criu 4.1 ends it on resume
+    // (seen above, the same under runc), and so also after a restore that
+    // succeeded (restore.log: "Turning repair off", then both nc exit 0).
+    if ours.3 {
         assert!(
-            Instant::now() < end,
-            "the connection carries no data after restore ({n} lines)"
+            data_flows(&bundle, Duration::from_secs(20)),
+            "the connection carries data after restore"
         );
-        thread::sleep(Duration::from_millis(50));
+    } else {
+        eprintln!(
+            "skipping the data check after restore: this CRIU ends busybox nc's \
+             connection when it resumes it (after the refused dump too, under runc as well)"
+        );
     }
     rt.delete_force(&id).assert_success("delete");
+    rt.assert_no_leaks(&id, &bundle);
 }
 
 #[test]

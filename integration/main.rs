@@ -8,6 +8,7 @@ mod attacks_rootfs;
 mod cgroup_update;
 mod cgroups;
 mod checkpoint;
+mod checkpoint_engines;
 mod corpus;
 mod cri;
 mod differential;

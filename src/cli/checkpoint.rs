@@ -42,6 +42,9 @@ pub struct CriuFlags {
 }
 
 #[derive(clap::Args, Debug)]
+// A flag given twice is what it is once (runc's flag parser takes it so, and
+// podman sends --leave-running twice with `checkpoint --leave-running`).
+#[command(args_override_self = true)]
 pub struct Args {
     #[command(flatten)]
     pub criu: CriuFlags,

@@ -10,6 +10,9 @@ use crate::process::tty;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
+// A flag given twice is what it is once (runc's flag parser takes it so, and
+// podman sends --leave-running twice with `checkpoint --leave-running`).
+#[command(args_override_self = true)]
 pub struct Args {
     #[command(flatten)]
     pub criu: CriuFlags,
