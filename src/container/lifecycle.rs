@@ -246,7 +246,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<i32> {
         &mut parent,
     );
     guard.intel_rdt = parent.state.intel_rdt.clone();
-    let pid = launched?;
+    let pid = launched.map_err(super::start_failed)?;
     guard.pid = pid;
     log::debug!("init process {pid} ready");
     if let Some(sock) = &pidfd_sock {
