@@ -686,8 +686,11 @@ fn update_changes_limits_and_refuses_nonsense() {
             vec!["--memory", "300M", "--memory-swap", "100M"],
             "memory.swap",
         ),
-        (vec!["--l3-cache-schema", "L3:0=f"], "not supported"),
-        (vec!["--mem-bw-schema", "MB:0=70"], "not supported"),
+        // runc's words: "Intel RDT/CAT: l3 cache schema is not enabled" (no
+        // resctrl), or "updating a non-existent Intel RDT configuration is
+        // not supported" (this container has no intelRdt).
+        (vec!["--l3-cache-schema", "L3:0=f"], "Intel RDT"),
+        (vec!["--mem-bw-schema", "MB:0=70"], "Intel RDT"),
         (vec!["--cpu-period", "x"], "cpu-period"),
     ];
     for (flags, want) in refused {

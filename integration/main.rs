@@ -22,6 +22,7 @@ mod mounts_parity;
 mod netdev;
 mod parity;
 mod parity2;
+mod parity3;
 mod process;
 mod rootfs;
 mod rootless;

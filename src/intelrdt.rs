@@ -202,6 +202,56 @@ fn last_cmd(root: &Path, e: std::io::Error) -> String {
     }
 }
 
+/// `update --l3-cache-schema/--mem-bw-schema` as runc (update.go, 1.1.5
+/// through 1.5): an empty value is no value; a value resctrl cannot take
+/// (no CAT, no MBA, or no resctrl at all) or a container without intelRdt
+/// is refused in runc's words, before anything changes. Returns the
+/// container's intelRdt with the new values, None when neither flag is set.
+pub fn updated(
+    root: std::result::Result<&Path, &str>,
+    current: Option<&LinuxIntelRdt>,
+    l3: Option<&str>,
+    mb: Option<&str>,
+) -> Result<Option<LinuxIntelRdt>> {
+    let l3 = l3.filter(|s| !s.is_empty());
+    let mb = mb.filter(|s| !s.is_empty());
+    let has = |sub: &str| root.is_ok_and(|r| r.join("info").join(sub).is_dir());
+    if l3.is_some() && !has("L3") {
+        bail!("Intel RDT/CAT: l3 cache schema is not enabled");
+    }
+    if mb.is_some() && !has("MB") {
+        bail!("Intel RDT/MBA: memory bandwidth schema is not enabled");
+    }
+    if l3.is_none() && mb.is_none() {
+        return Ok(None);
+    }
+    let Some(cur) = current else {
+        bail!("updating a non-existent Intel RDT configuration is not supported");
+    };
+    let mut r = cur.clone();
+    if let Some(v) = l3 {
+        r.set_l3_cache_schema(Some(v.to_string()));
+    }
+    if let Some(v) = mb {
+        r.set_mem_bw_schema(Some(v.to_string()));
+    }
+    Ok(Some(r))
+}
+
+/// Write `r`'s whole schemata to the container's group again (runc's
+/// intelrdt Manager.Set, which `update` calls), resctrl's last_cmd_status
+/// added to a refusal.
+pub fn write_schemata(root: &Path, a: &Applied, r: &LinuxIntelRdt) -> Result<()> {
+    let text = schemata_text(r);
+    if text.is_empty() {
+        return Ok(());
+    }
+    let f = a.path.join("schemata");
+    std::fs::write(&f, &text)
+        .map_err(|e| last_cmd(root, e))
+        .ctx(|| format!("intelrdt: unable to write {text:?} to {}", f.display()))
+}
+
 /// Remove what the container owns: its own group if skiff made it, else its
 /// monitoring group (a shared closID group stays for its other users).
 pub fn destroy(a: &Applied) -> Result<()> {
@@ -259,6 +309,66 @@ mod tests {
         for f in ["schemata", "tasks"] {
             let _ = fs::remove_file(dir.join(f));
         }
+    }
+
+    #[test]
+    fn update_refusals_in_runcs_words() {
+        let f = Fake::new("upd-refuse");
+        let r = rdt(serde_json::json!({"l3CacheSchema": "L3:0=f"}));
+        let e = |root, cur, l3, mb| updated(root, cur, l3, mb).unwrap_err().to_string();
+        let absent: std::result::Result<&Path, &str> = Err("no resctrl");
+        assert_eq!(
+            e(absent, Some(&r), Some("L3:0=3"), None),
+            "Intel RDT/CAT: l3 cache schema is not enabled"
+        );
+        assert_eq!(
+            e(absent, Some(&r), None, Some("MB:0=50")),
+            "Intel RDT/MBA: memory bandwidth schema is not enabled"
+        );
+        assert_eq!(
+            e(Ok(&f.0), None, Some("L3:0=3"), None),
+            "updating a non-existent Intel RDT configuration is not supported"
+        );
+        fs::remove_dir(f.0.join("info/MB")).unwrap();
+        assert_eq!(
+            e(Ok(&f.0), Some(&r), None, Some("MB:0=50")),
+            "Intel RDT/MBA: memory bandwidth schema is not enabled"
+        );
+        // Empty values are no values, as runc's flag defaults.
+        assert!(updated(absent, None, Some(""), Some("")).unwrap().is_none());
+    }
+
+    #[test]
+    fn update_rewrites_the_whole_schemata_with_the_new_values() {
+        let f = Fake::new("upd-write");
+        let r = rdt(
+            serde_json::json!({"l3CacheSchema": "L3:0=f", "memBwSchema": "MB:0=70", "schemata": ["L2:0=1"]}),
+        );
+        let a = apply(&f.0, &r, "ctr", 4242).unwrap();
+        assert_eq!(
+            fs::read_to_string(a.path.join("schemata")).unwrap(),
+            "L3:0=f\nMB:0=70\nL2:0=1\n"
+        );
+        let n = updated(Ok(&f.0), Some(&r), None, Some("MB:0=20"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(n.l3_cache_schema().as_deref(), Some("L3:0=f"));
+        assert_eq!(n.mem_bw_schema().as_deref(), Some("MB:0=20"));
+        write_schemata(&f.0, &a, &n).unwrap();
+        assert_eq!(
+            fs::read_to_string(a.path.join("schemata")).unwrap(),
+            "L3:0=f\nMB:0=20\nL2:0=1\n"
+        );
+        let n = updated(Ok(&f.0), Some(&n), Some("L3:0=3"), Some(""))
+            .unwrap()
+            .unwrap();
+        write_schemata(&f.0, &a, &n).unwrap();
+        assert_eq!(
+            fs::read_to_string(a.path.join("schemata")).unwrap(),
+            "L3:0=3\nMB:0=20\nL2:0=1\n"
+        );
+        kernel_files_gone(&a.path);
+        destroy(&a).unwrap();
     }
 
     #[test]

@@ -69,6 +69,7 @@ fn main() {
     // runc exits 255 when `exec` fails before the process could report a
     // status of its own, and says so.
     let is_exec = matches!(cli.cmd, Some(cli::Cmd::Exec(_)));
+    let failed = failed_prefix(&cli.cmd);
     match cli::dispatch(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) if is_exec => {
@@ -76,10 +77,35 @@ fn main() {
             std::process::exit(255);
         }
         Err(e) => {
-            logging::report_error(e.message(), format, to_file);
+            let msg = match &failed {
+                Some(p) => format!("{p}: {e}"),
+                None => e.message().to_string(),
+            };
+            logging::report_error(&msg, format, to_file);
             std::process::exit(1);
         }
     }
+}
+
+/// runc (1.1 through 1.5) says `runc create failed: ...` and `runc run
+/// failed: ...` for every error of those two commands after the argument
+/// checks, and people and scripts look for that shape in what containerd and
+/// Docker show them. The name is the one we were run as: `runc` when skiff is
+/// installed in runc's place, else `skiff`.
+fn failed_prefix(cmd: &Option<cli::Cmd>) -> Option<String> {
+    let verb = match cmd {
+        Some(cli::Cmd::Create(_)) => "create",
+        Some(cli::Cmd::Run(_)) => "run",
+        _ => return None,
+    };
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&arg0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty())
+        .unwrap_or("skiff")
+        .to_string();
+    Some(format!("{name} {verb} failed"))
 }
 
 /// Whether `--root` came from the command line, before or after the command.

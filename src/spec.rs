@@ -7,6 +7,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::path::{Path, PathBuf};
 
 pub mod sysctl;
+mod version;
 
 /// Read `<bundle>/config.json`; errors name the file and the JSON position.
 pub fn load(bundle: &Path) -> Result<Spec> {
@@ -77,6 +78,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if spec.version().is_empty() {
         bail!("ociVersion must be set");
     }
+    version::check(spec.version())?;
     if spec.root().is_none() {
         bail!("root must be set");
     }

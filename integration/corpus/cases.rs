@@ -941,9 +941,21 @@ fn bad_values(v: &mut Vec<Case>) {
         Case::run(format!("bad-{name}"), "echo ran").set(ptr, val)
     };
     v.push(bad("oci-version-number", "/ociVersion", json!(1)));
-    v.push(bad("oci-version-old", "/ociVersion", json!("0.1.0")));
-    v.push(bad("oci-version-future", "/ociVersion", json!("9.9.9")));
-    v.push(bad("oci-version-garbage", "/ociVersion", json!("latest")));
+    // runtime-spec: ociVersion MUST be SemVer, and runtimes MUST refuse
+    // invalid values (runtime-tools misc_props). runc 1.1.5 through 1.5.1 check
+    // nothing (opencontainers/runc#1846, open); skiff refuses non-SemVer and
+    // majors other than 1 (src/spec/version.rs).
+    let oci = "runtime-spec: ociVersion SemVer, major 1; runc 1.1.5-1.5.1 accept any (runc#1846)";
+    v.push(bad("oci-version-old", "/ociVersion", json!("0.1.0")).newer(oci, want_fail("error")));
+    v.push(bad("oci-version-future", "/ociVersion", json!("9.9.9")).newer(oci, want_fail("error")));
+    v.push(
+        bad("oci-version-garbage", "/ociVersion", json!("latest")).newer(oci, want_fail("error")),
+    );
+    v.push(bad(
+        "oci-version-newer-minor",
+        "/ociVersion",
+        json!("1.9.0-rc.1+dev"),
+    ));
     v.push(bad("unknown-top-field", "/frobnicate", json!({"x": 1})));
     v.push(bad(
         "unknown-process-field",

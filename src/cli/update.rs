@@ -1,4 +1,3 @@
-use crate::bail;
 use crate::container::{resources, Globals};
 use crate::error::{Context, Result};
 use serde_json::{json, Map, Value};
@@ -52,19 +51,17 @@ pub struct Args {
 }
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
-    // resctrl groups are made at create (src/intelrdt.rs); changing them in
-    // `update` is not done yet: refuse rather than pretend.
-    if a.l3_cache_schema.is_some() {
-        bail!("--l3-cache-schema: updating Intel RDT schemata is not supported by skiff");
-    }
-    if a.mem_bw_schema.is_some() {
-        bail!("--mem-bw-schema: updating Intel RDT schemata is not supported by skiff");
-    }
     let upd = match &a.resources {
         Some(src) => read_resources(src)?,
         None => from_flags(&a)?,
     };
-    resources::update(g, &a.id, &upd)?;
+    // Applied to the container's resctrl group as runc does, with
+    // `--resources` too (runc reads these two flags either way).
+    let rdt = resources::RdtUpdate {
+        l3_cache_schema: a.l3_cache_schema.clone(),
+        mem_bw_schema: a.mem_bw_schema.clone(),
+    };
+    resources::update(g, &a.id, &upd, &rdt)?;
     Ok(0)
 }
 

@@ -262,46 +262,6 @@ fn join_paths(spec: &Spec, pid: i32) -> Result<Vec<LinuxNamespace>> {
     Ok(out)
 }
 
-/// runc's `--cgroup path` (every controller) or `controller[,controller]:path`:
-/// a sub-cgroup of the container's to run in. The persisted cgroup path is a
-/// JSON object of controller ("" for the unified hierarchy) to directory.
-fn sub_cgroup_path(base: &str, list: &[String]) -> Result<Option<String>> {
-    if list.is_empty() {
-        return Ok(None);
-    }
-    let mut dirs: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(base).ctx(|| format!("container cgroup path {base:?}"))?;
-    for item in list {
-        let (ctrls, sub) = match item.split_once(':') {
-            Some((c, p)) => (Some(c), p),
-            None => (None, item.as_str()),
-        };
-        let rel = crate::rootfs::safe_path::relative(Path::new(sub));
-        if rel.as_os_str().is_empty() {
-            bail!("--cgroup {item:?}: empty sub-cgroup path");
-        }
-        let mut matched = false;
-        for (key, dir) in dirs.iter_mut() {
-            let wanted = match ctrls {
-                None => true,
-                // "cpu,cpuacct" is one hierarchy; any of its names selects it.
-                Some(c) => c.split(',').any(|x| {
-                    key.split(',')
-                        .any(|k| k == x || (x.is_empty() && k.is_empty()))
-                }),
-            };
-            if let (true, Some(d)) = (wanted, dir.as_str()) {
-                *dir = serde_json::Value::from(format!("{}/{}", d, rel.display()));
-                matched = true;
-            }
-        }
-        if !matched {
-            bail!("--cgroup {item:?}: the container has no such controller");
-        }
-    }
-    Ok(Some(serde_json::Value::Object(dirs).to_string()))
-}
-
 /// Start `process` in container `id`; returns its host PID once it is about to
 /// execve (a child of ours, so the caller can wait for it).
 /// `spec` is the frozen config when the caller has read it already.
@@ -355,7 +315,10 @@ pub fn exec(
     }
     spec.set_process(Some(process));
     let base_cg = c.cgroup();
-    let sub_cg = match (&base_cg, sub_cgroup_path(&c.state.cgroup_path, &o.cgroup)?) {
+    let sub_cg = match (
+        &base_cg,
+        super::sub_cgroup::apply(&c.state.cgroup_path, &o.cgroup)?,
+    ) {
         (Some(_), Some(p)) => Some(cgroups::load(&p, c.state.systemd_cgroup)?),
         _ => None,
     };
@@ -399,7 +362,8 @@ pub fn exec(
             pass_fds,
         },
         &mut parent,
-    )?;
+    )
+    .map_err(super::start_failed)?;
     drop(console);
     log::debug!("exec: process {pid} started");
     if let Some(sock) = &pidfd_sock {
@@ -550,23 +514,6 @@ mod tests {
         assert!(o(|o| o.user = Some("1:x".into())).is_err());
         assert!(o(|o| o.cwd = Some("rel".into())).is_err());
         assert!(o(|o| o.args.clear()).is_err());
-    }
-
-    #[test]
-    fn sub_cgroups_extend_the_chosen_controllers() {
-        let base = r#"{"":"/u/c","cpu,cpuacct":"/cpu/c","memory":"/m/c"}"#;
-        let all = sub_cgroup_path(base, &["x/y".into()]).unwrap().unwrap();
-        let v: serde_json::Value = serde_json::from_str(&all).unwrap();
-        assert_eq!(v["memory"], "/m/c/x/y");
-        assert_eq!(v[""], "/u/c/x/y");
-        let one = sub_cgroup_path(base, &["cpuacct:s".into()])
-            .unwrap()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&one).unwrap();
-        assert_eq!(v["cpu,cpuacct"], "/cpu/c/s");
-        assert_eq!(v["memory"], "/m/c");
-        assert!(sub_cgroup_path(base, &["rdma:s".into()]).is_err());
-        assert!(sub_cgroup_path(base, &[]).unwrap().is_none());
     }
 
     #[test]

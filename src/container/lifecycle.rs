@@ -310,7 +310,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts) -> Result<(i32, Option<Cr
         &mut parent,
     );
     guard.intel_rdt = parent.state.intel_rdt.clone();
-    let pid = launched?;
+    let pid = launched.map_err(super::start_failed)?;
     guard.pid = pid;
     log::debug!("init process {pid} ready");
     if let Some(sock) = &pidfd_sock {

@@ -9,6 +9,7 @@ pub mod resources;
 pub mod restore;
 pub mod state;
 pub mod store;
+mod sub_cgroup;
 
 use crate::cgroups::{self, FreezerState, Manager};
 use crate::error::{Context, Result};
@@ -28,6 +29,14 @@ impl Globals {
     pub fn store(&self) -> Store {
         Store::new(&self.root)
     }
+}
+
+/// runc (1.1 through 1.5) wraps every failure of starting the container's
+/// process (cgroup placement, init's setup, the hooks it waits for, the
+/// execve lookup) in these words; Docker and containerd show them, and users'
+/// scripts match them.
+pub(crate) fn start_failed(e: crate::error::Error) -> crate::error::Error {
+    crate::error::Error::new(format!("unable to start container process: {e}"))
 }
 
 /// A loaded container: persisted state plus what we observed just now.

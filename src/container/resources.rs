@@ -55,7 +55,7 @@ pub fn resume(g: &Globals, id: &str) -> Result<()> {
 /// Apply `update` on top of the container's current resources, as `runc update`
 /// does: the merged set is written (so memory and swap are ordered against
 /// each other) and persisted for the next update. Device rules never change.
-pub fn update(g: &Globals, id: &str, update: &Value) -> Result<()> {
+pub fn update(g: &Globals, id: &str, update: &Value, rdt: &RdtUpdate) -> Result<()> {
     let (c, _lock) = locked(g, id)?;
     if matches!(c.status, Status::Stopped | Status::Creating) {
         bail!("container {id} is not running");
@@ -63,6 +63,14 @@ pub fn update(g: &Globals, id: &str, update: &Value) -> Result<()> {
     log::debug!("update: resources {update} for container {id}");
     let mut spec: Spec = c.store.read_json(id, store::CONFIG_FILE)?;
     let mut linux = spec.linux().clone().unwrap_or_default();
+    // runc checks the RDT flags before it changes anything.
+    let root = crate::intelrdt::detect();
+    let new_rdt = crate::intelrdt::updated(
+        root.as_deref().map_err(String::as_str),
+        linux.intel_rdt().as_ref(),
+        rdt.l3_cache_schema.as_deref(),
+        rdt.mem_bw_schema.as_deref(),
+    )?;
     let current = serde_json::to_value(linux.resources().clone().unwrap_or_default())
         .ctx(|| "encode current resources")?;
     let mut merged = merge_resources(current, update);
@@ -74,8 +82,23 @@ pub fn update(g: &Globals, id: &str, update: &Value) -> Result<()> {
     cgroup_of(&c)?.set(&res)?;
     res.set_devices(devices);
     linux.set_resources(Some(res));
+    if let Some(r) = new_rdt {
+        // Then the container's resctrl group, as runc's Container.Set.
+        let (Ok(root), Some(a)) = (root.as_deref(), c.state.intel_rdt.as_ref()) else {
+            bail!("updating a non-existent Intel RDT configuration is not supported");
+        };
+        crate::intelrdt::write_schemata(root, a, &r)?;
+        linux.set_intel_rdt(Some(r));
+    }
     spec.set_linux(Some(linux));
     c.store.write_json(id, store::CONFIG_FILE, &spec)
+}
+
+/// `update --l3-cache-schema` and `--mem-bw-schema`.
+#[derive(Debug, Default)]
+pub struct RdtUpdate {
+    pub l3_cache_schema: Option<String>,
+    pub mem_bw_schema: Option<String>,
 }
 
 /// `cpu.idle` without `cpu.shares` in an update drops the stored shares, as

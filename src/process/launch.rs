@@ -161,7 +161,7 @@ fn drive(
 ) -> Result<i32> {
     // Config first: init execs and unshares its namespaces while we move it into
     // its cgroups (the first migration waits out an RCU grace period).
-    send_or_init_error(ch, &ConfigMsg::Config(&l.cfg))?;
+    send_or_init_error(ch, &ConfigMsg::Config(&l.cfg)).map_err(|e| during_init(l, e))?;
     // pids.max waits until stage 1 has cloned stage 2 and exited: a limit of
     // 1 (runc 1.4: pids.limit 0) must leave room for init's own clone.
     let mut pids_later = None;
@@ -186,8 +186,32 @@ fn drive(
         }
     }
     parent.place(stage1)?;
-    send_or_init_error(ch, &ToInit::CgroupsApplied)?;
+    send_or_init_error(ch, &ToInit::CgroupsApplied).map_err(|e| during_init(l, e))?;
     crate::timing::lap("cgroup");
+    talk(l, ch, stage1, stage2, pids_later, parent).map_err(|e| during_init(l, e))
+}
+
+/// runc 1.2+ reports everything that fails while it talks with the
+/// container's init (init's own errors, the hooks run on its request, an
+/// execve lookup) as `error during container init: ...` (runc 1.1 left the
+/// lookup out); exec's setns process has no such layer.
+fn during_init(l: &Launch, e: Error) -> Error {
+    if l.cfg.exec {
+        e
+    } else {
+        Error::new(format!("error during container init: {e}"))
+    }
+}
+
+/// Answer init's requests until it is ready (or fails).
+fn talk(
+    l: &Launch,
+    ch: &Channel,
+    stage1: i32,
+    stage2: &mut i32,
+    mut pids_later: Option<oci_spec::runtime::LinuxPids>,
+    parent: &mut dyn Parent,
+) -> Result<i32> {
     loop {
         let msg = ch.recv_with_fd::<FromInit>()?;
         let Some((msg, fd)) = msg else {

@@ -216,7 +216,15 @@ fn enter_cwd(process: &Process, create: bool) -> Result<()> {
             .create(cwd)
             .ctx(|| format!("create cwd {}", cwd.display()))?;
     }
-    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
+    // runc's words (1.1 through 1.5), errno as Go prints it: Docker and
+    // people look for "chdir to cwd".
+    if let Err(e) = nix::unistd::chdir(cwd) {
+        bail!(
+            "chdir to cwd ({:?}) set in config.json failed: {}",
+            cwd,
+            e.desc().to_lowercase()
+        );
+    }
     // CVE-2024-21626: a cwd reached through a leaked host fd shows up as an
     // unreachable path; refuse anything that is not inside our root.
     match nix::unistd::getcwd() {

@@ -169,31 +169,31 @@ fn mount_one_as(
     }
     let bind = is_bind(m, p);
     let src = source_path(ctx.bundle, m);
+    // runc's words (1.1 through 1.5), which people look for in what Docker
+    // shows them: the source as the config gives it (a bind's made absolute).
+    let shown_src = match (bind, m.source()) {
+        (true, _) => src.display().to_string(),
+        (false, Some(s)) => s.display().to_string(),
+        (false, None) => typ.clone(),
+    };
     let shown = format!(
-        "mount {} onto {}",
-        if bind {
-            src.display().to_string()
-        } else {
-            typ.clone()
-        },
-        dest.display()
+        "error mounting {shown_src:?} to rootfs at {:?}",
+        dest.display().to_string()
     );
     // proc and sysfs must land on a real directory: a symlink here is how
-    // CVE-2019-16884 style attacks redirect LSM and mask writes.
+    // CVE-2019-16884 style attacks redirect LSM and mask writes. runc's words
+    // (1.1.5, and 1.2.8+/1.3+ after CVE-2025-31133/52565/52881).
     if typ == "proc" || typ == "sysfs" {
         if let Ok(fd) = ctx.root.open_in(dest, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
             let st = nix::sys::stat::fstat(&fd).ctx(|| format!("stat {}", dest.display()))?;
             if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-                bail!("{shown}: destination is not a directory (possible symlink attack)");
+                bail!("{shown}: filesystem {typ:?} must be mounted on ordinary directory");
             }
         }
     }
     let target = if bind && !source_is_dir(&src, idmapped.as_ref(), &shown)? {
         if idmapped.is_none() && !src.exists() {
-            bail!(
-                "{shown}: source {}: no such file or directory",
-                src.display()
-            );
+            bail!("{shown}: stat {}: no such file or directory", src.display());
         }
         ctx.root.mkfile_all(dest)?
     } else {
