@@ -367,6 +367,7 @@ pub fn exec(g: &Globals, id: &str, process: Process, o: &ExecOpts) -> Result<i32
         preserve_fds: o.preserve_fds,
         clear_onlcr: o.own_console,
         cgroup_mounts: Vec::new(),
+        cgroup_fd: None,
         exec: true,
         state: serde_json::from_str(&state_json).ctx(|| "encode state")?,
     };
