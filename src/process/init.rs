@@ -164,7 +164,8 @@ fn stage1(ch: &Channel) -> Result<Never> {
     // (`exec` saw "unexpected Pid after ready" about once in 900 calls). The
     // pipe's EOF, when stage 1 exits, is the go-ahead.
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
-    let (child, placed) = clone_stage2(cfg.cgroup_fd)?;
+    let new_pidns = plan.unshare.contains(CloneFlags::CLONE_NEWPID);
+    let (child, placed) = clone_stage2(cfg.cgroup_fd, new_pidns)?;
     if child > 0 {
         drop(go_r);
         let sent = ch.send(&FromInit::Pid(child, placed));
@@ -207,12 +208,24 @@ fn stage1(ch: &Channel) -> Result<Never> {
 /// when the parent gave one (`placed`), else plainly, for the parent to move.
 /// Either way stage 1 never enters the container's cgroups, so its start-up
 /// and the fork are charged to the caller, not to the container's limits.
-fn clone_stage2(cgroup_fd: Option<RawFd>) -> Result<(i32, bool)> {
+fn clone_stage2(cgroup_fd: Option<RawFd>, new_pidns: bool) -> Result<(i32, bool)> {
     if let Some(fd) = cgroup_fd {
         match sys::spawn::clone_parent_into(fd)? {
             sys::spawn::IntoCgroup::Started(pid) => return Ok((pid, true)),
-            // A user namespace's root may not write the host's cgroup.procs
-            // (EACCES): the parent moves stage 2 instead.
+            // A kernel without clone3 or CLONE_INTO_CGROUP refuses before
+            // the fork begins. A refusal of the cgroup itself comes after the
+            // first PID of a new PID namespace was taken and freed, which
+            // leaves that namespace refusing every fork (ENOMEM): no retry.
+            sys::spawn::IntoCgroup::Refused(e)
+                if new_pidns
+                    && !matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+                    ) =>
+            {
+                return Err(e)
+                    .ctx(|| "clone3(CLONE_INTO_CGROUP) of init into the container's cgroup");
+            }
             sys::spawn::IntoCgroup::Refused(_) => {}
         }
     }

@@ -11,7 +11,7 @@ use crate::sys::spawn::{self, ChildSetup, IntoCgroup};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -66,6 +66,13 @@ pub fn check_preserve_fds(n: u32) -> Result<()> {
     Ok(())
 }
 
+fn in_user_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| n.iter().any(|x| x.typ() == LinuxNamespaceType::User))
+}
+
 fn kill_and_reap(pid: i32) {
     if pid > 0 {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -103,8 +110,10 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
         }
     }
     // create on cgroup v2: stage 1 clones stage 2 straight into the cgroup
-    // (see init::clone_stage2) and needs the directory for it.
-    if !l.cfg.exec {
+    // (see init::clone_stage2) and needs the directory for it. Not from a
+    // user namespace: its root may not write the host's cgroup.procs, which
+    // clone3 checks with the caller's credentials (the parent moves stage 2).
+    if !l.cfg.exec && !in_user_namespace(&l.cfg.spec) {
         if let Some(fd) = l.cgroup.map(|c| c.clone_into()).transpose()?.flatten() {
             let d = dup_above(fd.as_raw_fd(), min_fd)?;
             l.cfg.cgroup_fd = Some(d.as_raw_fd());
