@@ -18,6 +18,7 @@ mod hardening;
 mod idmap;
 mod init_rule;
 mod lifecycle;
+mod memory_limit;
 mod mounts_parity;
 mod netdev;
 mod parity;

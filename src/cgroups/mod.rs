@@ -23,6 +23,7 @@ pub mod devices_bpf;
 mod devices_v1;
 mod files;
 mod layout;
+pub mod oom;
 mod path;
 pub mod rootless;
 pub mod stats;
@@ -69,6 +70,11 @@ pub trait Manager {
     fn mounts(&self) -> Vec<CgroupMount>;
     /// A pollable source of OOM-kill notifications for `events`.
     fn oom_watch(&self) -> Result<OomWatch>;
+    /// The memory cgroup's OOM and limit counters (all zero where there is
+    /// no memory controller or the cgroup is not made yet).
+    fn memory_events(&self) -> oom::MemoryEvents {
+        oom::MemoryEvents::default()
+    }
 
     /// For a process started straight into the cgroup with
     /// clone3(CLONE_INTO_CGROUP): make the cgroup as `apply` would and return

@@ -563,6 +563,10 @@ impl Manager for V1 {
             .collect()
     }
 
+    fn memory_events(&self) -> super::oom::MemoryEvents {
+        self.dir("memory").map(super::oom::v1).unwrap_or_default()
+    }
+
     fn oom_watch(&self) -> Result<OomWatch> {
         match self.dir("memory") {
             Some(d) => OomWatch::v1(d),

@@ -349,6 +349,10 @@ impl Manager for V2 {
     fn oom_watch(&self) -> Result<OomWatch> {
         OomWatch::v2(&self.dir)
     }
+
+    fn memory_events(&self) -> super::oom::MemoryEvents {
+        super::oom::v2(&self.dir)
+    }
 }
 
 /// Unit tests against a directory laid out like cgroupfs: the interface files

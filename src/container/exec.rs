@@ -344,6 +344,7 @@ pub fn exec(
         preserve_fds: o.preserve_fds,
         clear_onlcr: o.own_console,
         cgroup_mounts: Vec::new(),
+        cgroup_fd: None,
         exec: true,
         state: serde_json::from_str(&state_json).ctx(|| "encode state")?,
         timing: crate::timing::enabled(),

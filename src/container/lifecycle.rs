@@ -290,6 +290,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts) -> Result<(i32, Option<Cr
         preserve_fds: o.preserve_fds,
         clear_onlcr: o.own_console,
         cgroup_mounts: cg_box.as_ref().map(|c| c.mounts()).unwrap_or_default(),
+        cgroup_fd: None,
         exec: false,
         state: serde_json::to_value(state.to_oci(Status::Creating)).ctx(|| "encode state")?,
         timing: crate::timing::enabled(),

@@ -39,6 +39,10 @@ pub struct InitConfig {
     /// Clear ONLCR on the pty (skiff's own foreground terminal proxy).
     pub clear_onlcr: bool,
     pub cgroup_mounts: Vec<CgroupMount>,
+    /// create on cgroup v2: an O_PATH fd of the container's cgroup directory,
+    /// for stage 1 to clone stage 2 into it (stage 1 stays outside).
+    #[serde(default)]
+    pub cgroup_fd: Option<RawFd>,
     /// Joining a running container (`exec`): no rootfs, hostname or sysctl work.
     pub exec: bool,
     /// The OCI state (status creating) handed to in-container hooks.
@@ -106,7 +110,6 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
     let linux = cfg.spec.linux().clone().unwrap_or_default();
     let nss = linux.namespaces().clone().unwrap_or_default();
     let plan = namespaces::plan(&nss)?;
-    let mut in_cgroups = false;
     super::setup::set_oom_score_adj(cfg.spec.process().as_ref())?;
     let idmapped = prepare_idmapped(&cfg, &plan)?;
     namespaces::join(&plan.join)?;
@@ -123,7 +126,7 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
             sys::set_dumpable_for_maps()?;
         }
         ch.send(&FromInit::NeedMaps)?;
-        let reply = recv_next(ch, &mut in_cgroups);
+        let reply = recv_next(ch);
         if rootless_parent {
             sys::set_non_dumpable()?;
         }
@@ -144,8 +147,8 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
         nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .ctx(|| "setresuid(0) in user namespace")?;
     }
-    // The cgroup namespace's root is our cgroup when we unshare it, so it waits
-    // for the parent to have placed us; everything else need not.
+    // The cgroup namespace's root is our cgroup when we unshare it, so stage 2
+    // unshares it once the parent has placed it; everything else is now.
     let early = plan.unshare - CloneFlags::CLONE_NEWCGROUP;
     if !early.is_empty() {
         unshare(early).ctx(|| format!("unshare namespaces {early:?}"))?;
@@ -154,24 +157,13 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
         sys::net::loopback_up()?;
     }
     crate::timing::lap("namespaces");
-    if !in_cgroups {
-        match ch.recv::<ToInit>()? {
-            Some(ToInit::CgroupsApplied) => {}
-            Some(ToInit::Abort(m)) => bail!("aborted by parent: {m}"),
-            other => bail!("init: expected cgroups applied, got {other:?}"),
-        }
-    }
-    crate::timing::lap("cgroup-wait");
-    if plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP) {
-        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace")?;
-    }
     if plan
         .unshare
         .contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
         && linux.time_offsets().is_some()
     {
         ch.send(&FromInit::NeedTimeOffsets)?;
-        match recv_next(ch, &mut in_cgroups)? {
+        match recv_next(ch)? {
             ToInit::TimeOffsetsWritten => {}
             other => bail!("init: expected time offsets, got {other:?}"),
         }
@@ -181,14 +173,20 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
     // (`exec` saw "unexpected Pid after ready" about once in 900 calls). The
     // pipe's EOF, when stage 1 exits, is the go-ahead.
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
-    let child = sys::clone_parent()?;
+    let new_pidns = plan.unshare.contains(CloneFlags::CLONE_NEWPID);
+    let (child, placed) = clone_stage2(cfg.cgroup_fd, new_pidns)?;
     if child > 0 {
         drop(go_r);
-        let sent = ch.send(&FromInit::Pid(child));
+        let sent = ch.send(&FromInit::Pid(child, placed));
         drop(go_w);
         std::process::exit(if sent.is_ok() { 0 } else { 1 });
     }
     drop(go_w);
+    if let Some(fd) = cfg.cgroup_fd {
+        // The rule for init: no fd reaching outside the container but the
+        // sync socket. Closed before anything else; nobody else owns it.
+        drop(sys::owned_fd(fd));
+    }
     let mut b = [0u8; 1];
     loop {
         match nix::unistd::read(&go_r, &mut b) {
@@ -199,11 +197,50 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
     }
     drop(go_r);
     crate::timing::lap("clone");
+    // Stage 2 is the one the parent places in the container's cgroups:
+    // nothing it allocates from here on escapes the limits.
+    match ch.recv::<ToInit>()? {
+        Some(ToInit::CgroupsApplied) => {}
+        Some(ToInit::Abort(m)) => bail!("aborted by parent: {m}"),
+        other => bail!("init: expected cgroups applied, got {other:?}"),
+    }
+    crate::timing::lap("cgroup-wait");
+    if plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP) {
+        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace")?;
+    }
     let err = match stage2(ch, &cfg, &plan, idmapped) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     Err(err)
+}
+
+/// Clone stage 2 as our sibling: into the container's cgroup v2 directory
+/// when the parent gave one (`placed`), else plainly, for the parent to move.
+/// Either way stage 1 never enters the container's cgroups, so its start-up
+/// and the fork are charged to the caller, not to the container's limits.
+fn clone_stage2(cgroup_fd: Option<RawFd>, new_pidns: bool) -> Result<(i32, bool)> {
+    if let Some(fd) = cgroup_fd {
+        match sys::spawn::clone_parent_into(fd)? {
+            sys::spawn::IntoCgroup::Started(pid) => return Ok((pid, true)),
+            // A kernel without clone3 or CLONE_INTO_CGROUP refuses before
+            // the fork begins. A refusal of the cgroup itself comes after the
+            // first PID of a new PID namespace was taken and freed, which
+            // leaves that namespace refusing every fork (ENOMEM): no retry.
+            sys::spawn::IntoCgroup::Refused(e)
+                if new_pidns
+                    && !matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+                    ) =>
+            {
+                return Err(e)
+                    .ctx(|| "clone3(CLONE_INTO_CGROUP) of init into the container's cgroup");
+            }
+            sys::spawn::IntoCgroup::Refused(_) => {}
+        }
+    }
+    Ok((sys::clone_parent()?, false))
 }
 
 /// The idmapped mounts' trees, made while init is still the host's root
@@ -221,16 +258,12 @@ fn prepare_idmapped(cfg: &InitConfig, plan: &namespaces::Plan) -> Result<Vec<Opt
     crate::rootfs::idmap::prepare(&cfg.spec, &cfg.bundle, &cfg.rootfs, userns)
 }
 
-/// The next message from the parent other than CgroupsApplied, which may
-/// arrive at any point before (it is noted in `in_cgroups`).
-fn recv_next(ch: &Channel, in_cgroups: &mut bool) -> Result<ToInit> {
-    loop {
-        match ch.recv::<ToInit>()? {
-            Some(ToInit::CgroupsApplied) => *in_cgroups = true,
-            Some(ToInit::Abort(m)) => bail!("aborted by parent: {m}"),
-            Some(m) => return Ok(m),
-            None => bail!("init: the parent went away"),
-        }
+/// The parent's answer to a request of stage 1 (or its Abort).
+fn recv_next(ch: &Channel) -> Result<ToInit> {
+    match ch.recv::<ToInit>()? {
+        Some(ToInit::Abort(m)) => bail!("aborted by parent: {m}"),
+        Some(m) => Ok(m),
+        None => bail!("init: the parent went away"),
     }
 }
 

@@ -11,16 +11,16 @@ use crate::sys::spawn::{self, ChildSetup, IntoCgroup};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 /// What the parent must do at each point init asks for.
 pub trait Parent {
-    /// init (stage 1) is in the container's cgroups: join what else it must
-    /// be in before it forks (resctrl groups).
-    fn place(&mut self, _stage1: i32) -> Result<()> {
+    /// init (stage 2) is in the container's cgroups: join what else it must
+    /// be in before it goes on (resctrl groups).
+    fn place(&mut self, _stage2: i32) -> Result<()> {
         Ok(())
     }
     /// Called once the container process's host PID is known (state can say "creating").
@@ -66,6 +66,13 @@ pub fn check_preserve_fds(n: u32) -> Result<()> {
     Ok(())
 }
 
+fn in_user_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| n.iter().any(|x| x.typ() == LinuxNamespaceType::User))
+}
+
 fn kill_and_reap(pid: i32) {
     if pid > 0 {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -102,12 +109,26 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
             *f = *n;
         }
     }
+    // create on cgroup v2: stage 1 clones stage 2 straight into the cgroup
+    // (see init::clone_stage2) and needs the directory for it. Not from a
+    // user namespace: its root may not write the host's cgroup.procs, which
+    // clone3 checks with the caller's credentials (the parent moves stage 2).
+    if !l.cfg.exec && !in_user_namespace(&l.cfg.spec) {
+        if let Some(fd) = l.cgroup.map(|c| c.clone_into()).transpose()?.flatten() {
+            let d = dup_above(fd.as_raw_fd(), min_fd)?;
+            l.cfg.cgroup_fd = Some(d.as_raw_fd());
+            keep.push(d);
+        }
+    }
     let mut inherit: Vec<RawFd> = keep.iter().map(|k| k.as_raw_fd()).collect();
     inherit.push(theirs_fd.as_raw_fd());
     let exe = crate::sys::self_exe()?;
     let setup = ChildSetup::new(3 + l.cfg.preserve_fds as RawFd, inherit, initial_cpus);
     let sync_env = (SYNC_FD_ENV, theirs_fd.as_raw_fd().to_string());
-    let (stage1, placed) = spawn_init(&l, exe, &sync_env, setup)?;
+    let mem_before = super::oom_cause::before(l.cgroup);
+    let (stage1, placed) = spawn_init(&l, exe, &sync_env, setup).map_err(|e| {
+        super::oom_cause::explain(l.cgroup, &mem_before, &l.cfg.spec, l.cfg.exec, e)
+    })?;
     crate::timing::lap("spawn");
     drop(theirs_fd);
     drop(keep);
@@ -119,22 +140,32 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
             let _ = ours.send(&ToInit::Abort(e.message().to_string()));
             kill_and_reap(stage2);
             kill_and_reap(stage1);
-            Err(e)
+            let (cg, spec) = (l.cgroup, &l.cfg.spec);
+            Err(super::oom_cause::explain(
+                cg,
+                &mem_before,
+                spec,
+                l.cfg.exec,
+                e,
+            ))
         }
     }
 }
 
-/// Start stage 1 of init. On cgroup v2 it starts inside its cgroup
-/// (clone3 with CLONE_INTO_CGROUP, as runc 1.4 does for exec): returns true
-/// then, and nothing needs to join it; where the kernel refuses that, or the
-/// manager cannot (v1, a systemd scope still to be started), a plain spawn.
+/// Start stage 1 of init. For exec on cgroup v2 it starts inside the
+/// container's cgroup (clone3 with CLONE_INTO_CGROUP, as runc 1.4 does for
+/// exec): returns true then, and nothing needs to join it; where the kernel
+/// refuses that, or the manager cannot (v1), a plain spawn. For create, stage 1
+/// stays outside: only stage 2 goes in (its start-up, the exec of skiff and
+/// the fork of stage 2 are not the container's to pay for).
 fn spawn_init(
     l: &Launch,
     exe: &str,
     env: &(&str, String),
     setup: ChildSetup,
 ) -> Result<(i32, bool)> {
-    if let Some(fd) = l.cgroup.map(|c| c.clone_into()).transpose()?.flatten() {
+    let into = l.cgroup.filter(|_| l.cfg.exec);
+    if let Some(fd) = into.map(|c| c.clone_into()).transpose()?.flatten() {
         let argv = ["skiff", "init"];
         match spawn::into_cgroup(fd.as_fd(), exe, &argv, (env.0, &env.1), &setup)? {
             IntoCgroup::Started(pid) => return Ok((pid, true)),
@@ -159,36 +190,24 @@ fn drive(
     stage2: &mut i32,
     parent: &mut dyn Parent,
 ) -> Result<i32> {
-    // Config first: init execs and unshares its namespaces while we move it into
-    // its cgroups (the first migration waits out an RCU grace period).
+    // Config first: init unshares its namespaces while we make its cgroup
+    // and write the limits where the cgroup exists already (v2).
     send_or_init_error(ch, &ConfigMsg::Config(&l.cfg)).map_err(|e| during_init(l, e))?;
     // pids.max waits until stage 1 has cloned stage 2 and exited: a limit of
     // 1 (runc 1.4: pids.limit 0) must leave room for init's own clone.
     let mut pids_later = None;
+    let mut limits_set = false;
     if let Some(cg) = l.cgroup {
-        if !placed {
-            cg.apply(stage1)?;
-        }
-        // exec joins a cgroup whose limits are already set (and maybe changed
-        // by `update` since): only create writes them, device rules included
-        // even when the spec has none.
-        if !l.cfg.exec {
-            let spec_res = l
-                .cfg
-                .spec
-                .linux()
-                .as_ref()
-                .and_then(|x| x.resources().as_ref());
-            let mut res = crate::cgroups::resources_for_create(spec_res);
-            pids_later = *res.pids();
-            res.set_pids(None);
-            cg.set(&res)?;
+        if !l.cfg.exec && l.cfg.cgroup_fd.is_some() {
+            // The cgroup exists (v2): its limits now, while stage 1 works.
+            pids_later = set_limits(l, cg)?;
+            limits_set = true;
         }
     }
-    parent.place(stage1)?;
-    send_or_init_error(ch, &ToInit::CgroupsApplied).map_err(|e| during_init(l, e))?;
-    crate::timing::lap("cgroup");
-    talk(l, ch, stage1, stage2, pids_later, parent).map_err(|e| during_init(l, e))
+    talk(
+        l, ch, stage1, placed, stage2, limits_set, pids_later, parent,
+    )
+    .map_err(|e| during_init(l, e))
 }
 
 /// runc 1.2+ reports everything that fails while it talks with the
@@ -204,11 +223,14 @@ fn during_init(l: &Launch, e: Error) -> Error {
 }
 
 /// Answer init's requests until it is ready (or fails).
+#[allow(clippy::too_many_arguments)]
 fn talk(
     l: &Launch,
     ch: &Channel,
     stage1: i32,
+    placed: bool,
     stage2: &mut i32,
+    limits_set: bool,
     mut pids_later: Option<oci_spec::runtime::LinuxPids>,
     parent: &mut dyn Parent,
 ) -> Result<i32> {
@@ -231,15 +253,28 @@ fn talk(
                 namespaces::write_time_offsets(stage1, &linux)?;
                 ch.send(&ToInit::TimeOffsetsWritten)?;
             }
-            FromInit::Pid(pid) => {
+            FromInit::Pid(pid, in_cgroup) => {
                 *stage2 = pid;
                 // Stage 1 is done; reap it so it does not linger as a zombie.
                 let _ = waitpid(Pid::from_raw(stage1), None);
+                if let Some(cg) = l.cgroup {
+                    // exec's stage 1 may have been born in the cgroup (v2),
+                    // and stage 2 with it; else stage 2 is moved in now.
+                    if !in_cgroup && !placed {
+                        cg.apply(pid)?;
+                    }
+                    if !limits_set && !l.cfg.exec {
+                        pids_later = set_limits(l, cg)?;
+                    }
+                }
                 if let (Some(cg), Some(p)) = (l.cgroup, pids_later.take()) {
                     let mut only = oci_spec::runtime::LinuxResources::default();
                     only.set_pids(Some(p));
                     cg.set(&only)?;
                 }
+                parent.place(pid)?;
+                ch.send(&ToInit::CgroupsApplied)?;
+                crate::timing::lap("cgroup");
                 parent.on_pid(pid)?;
                 // Init is in the container's namespaces now; it goes on with
                 // its mounts while we move the devices (runc 1.4's order:
@@ -280,6 +315,24 @@ fn talk(
             FromInit::Error(m) => return Err(Error::new(m)),
         }
     }
+}
+
+/// The container's limits as create writes them (device rules included even
+/// when the spec has none), but pids.max, returned to be written once stage 1
+/// has exited. exec joins a cgroup whose limits are already set (and maybe
+/// changed by `update` since): only create writes them.
+fn set_limits(l: &Launch, cg: &dyn Manager) -> Result<Option<oci_spec::runtime::LinuxPids>> {
+    let spec_res = l
+        .cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|x| x.resources().as_ref());
+    let mut res = crate::cgroups::resources_for_create(spec_res);
+    let pids = *res.pids();
+    res.set_pids(None);
+    cg.set(&res)?;
+    Ok(pids)
 }
 
 /// After Ready, an exec'd process only has execve left: the sync socket closes

@@ -3,6 +3,7 @@
 pub mod init;
 pub mod launch;
 pub mod listen_fds;
+mod oom_cause;
 pub mod pidfd;
 pub mod setup;
 pub mod sync;

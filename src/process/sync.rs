@@ -19,8 +19,9 @@ pub enum ToInit {
     Config(Box<InitConfig>),
     /// uid/gid maps are written; init may become root in its user namespace.
     MapsWritten,
-    /// init is in the container's cgroups (sent after Config, so init sets up
-    /// its namespaces while the parent waits on the kernel's cgroup migration).
+    /// Stage 2 is in the container's cgroups with their limits set (sent after
+    /// Pid: stage 1 never enters them, so the container's memory limit does
+    /// not pay for init's start-up and fork).
     CgroupsApplied,
     /// The parent wrote the time namespace offsets.
     TimeOffsetsWritten,
@@ -37,8 +38,9 @@ pub enum FromInit {
     NeedMaps,
     /// A new time namespace exists: write its offsets before anything enters.
     NeedTimeOffsets,
-    /// Host PID of the process that will become the container process.
-    Pid(i32),
+    /// Host PID of the process that will become the container process, and
+    /// whether it was born in the container's cgroup (else the parent moves it).
+    Pid(i32, bool),
     /// Mounts are done; run prestart and createRuntime hooks now.
     RunHooks,
     /// A seccomp notify fd follows as SCM_RIGHTS.

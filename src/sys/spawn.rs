@@ -209,3 +209,42 @@ fn child(
         libc::_exit(127)
     }
 }
+
+/// Stage 1 of init cloning stage 2: clone3 with CLONE_PARENT (stage 2 is a
+/// child of `create`, as `sys::clone_parent` makes it) and CLONE_INTO_CGROUP,
+/// so stage 2 is born in the container's cgroup v2 directory `cgroup` while
+/// stage 1 stays outside: what the fork itself allocates (stage 2's kernel
+/// stack, task, page tables, the copied mappings) is charged to the caller's
+/// cgroup, not to the container's memory limit. Returns 0 in the child; in
+/// the parent the child's PID, or `Refused` where the kernel will not (see
+/// `IntoCgroup`; then the caller clones plainly and the parent places it).
+pub fn clone_parent_into(cgroup: RawFd) -> Result<IntoCgroup> {
+    let args = CloneArgs {
+        // exit_signal must be 0 with CLONE_PARENT: the child reports to our
+        // parent with the signal we would have sent it (SIGCHLD).
+        flags: CLONE_INTO_CGROUP | libc::CLONE_PARENT as u64,
+        cgroup: cgroup as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and with a NULL stack behaves like
+    // fork(2): the child gets a copy-on-write copy of our memory. Init is
+    // single-threaded (see `clone_parent`), so no lock can be held by a thread
+    // missing in the child. `args` lives through the call and its size is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::ENOMEM) => {
+                Err(e).ctx(|| "clone3 into the container's cgroup (is its pids.max reached?)")
+            }
+            _ => Ok(IntoCgroup::Refused(e)),
+        };
+    }
+    Ok(IntoCgroup::Started(r as i32))
+}

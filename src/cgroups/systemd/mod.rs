@@ -248,6 +248,10 @@ impl Manager for Driver {
     fn oom_watch(&self) -> Result<OomWatch> {
         self.inner.oom_watch()
     }
+
+    fn memory_events(&self) -> crate::cgroups::oom::MemoryEvents {
+        self.inner.memory_events()
+    }
 }
 
 #[cfg(test)]
