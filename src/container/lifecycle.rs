@@ -648,20 +648,32 @@ fn wait_gone(pid: i32, start: u64, max: Duration) -> bool {
 pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     store::validate_id(id)?;
     let st = g.store();
-    if !st.dir(id).exists() {
-        if force {
-            return Ok(());
-        }
-        bail!("container {id:?} does not exist");
-    }
-    let mut c = match Container::load(g, id) {
-        Ok(c) => c,
-        // Unreadable state: find what the container left, or refuse.
-        Err(e) if force => return super::orphan::delete_unreadable(g, id, &e),
+    // Lock first, then read the state once: what a `create` still running
+    // left counts, and a `run` deleting after its process exited does not pay
+    // for a second read of state.json and a second probe of init and the fifo.
+    let lock = match st.lock(id) {
+        Ok(l) => l,
+        Err(_) if force && !st.dir(id).exists() => return Ok(()),
         Err(e) => return Err(e),
     };
-    let _lock = st.lock(id)?;
-    c.refresh();
+    let c = match Container::load(g, id) {
+        Ok(c) => c,
+        // Removed by a racing delete while we waited for the lock.
+        Err(_) if !st.dir(id).exists() => {
+            if force {
+                return Ok(());
+            }
+            bail!("container {id:?} does not exist");
+        }
+        // Unreadable state: find what the container left, or refuse. That
+        // takes the lock itself (flock is per open file: ours would block it).
+        Err(e) if force => {
+            drop(lock);
+            return super::orphan::delete_unreadable(g, id, &e);
+        }
+        Err(e) => return Err(e),
+    };
+    let _lock = lock;
     // Whether killing init is enough, and the cgroup may hold others' processes.
     // The frozen config, read once: it says whether the container has its own
     // PID namespace and which poststop hooks to run.
