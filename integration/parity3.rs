@@ -119,14 +119,32 @@ fn run_of_a_failing_mount_is_worded_as_runc() {
     let Some((r, s)) = both(&setup, &["run", "--bundle", "{bundle}", "{id}"]) else {
         return;
     };
-    // `RT run failed: unable to start container process: error during
-    // container init: error mounting "/nonexistent-p3" to rootfs at "/mnt":
-    // stat /nonexistent-p3: no such file or directory` (runc 1.1.5 to 1.5).
+    // runc 1.1.12+ and 1.2-1.5 (mount-destination rework after
+    // CVE-2024-21626): `... error mounting "SRC" to rootfs at "/mnt": create
+    // mount destination for /mnt mount: bind mount source stat: stat SRC:
+    // no such file or directory`; runc 1.1.5 (this host) lacks the middle
+    // part. skiff gives the newer words; the rest must equal runc's.
+    let newer = (
+        1,
+        "RT run failed: unable to start container process: error during container init: \
+         error mounting \"/nonexistent-p3\" to rootfs at \"/mnt\": create mount destination \
+         for /mnt mount: bind mount source stat: stat /nonexistent-p3: no such file or directory"
+            .to_string(),
+    );
     assert!(
         r.1.contains("error during container init: error mounting"),
         "runc: {r:?}"
     );
-    assert_eq!(s, r);
+    let r_as_newer = (
+        r.0,
+        r.1.replacen(
+            "to rootfs at \"/mnt\": stat ",
+            "to rootfs at \"/mnt\": create mount destination for /mnt mount: bind mount source stat: stat ",
+            1,
+        ),
+    );
+    assert_eq!(r_as_newer, newer, "runc (as runc 1.1.12+ words it)");
+    assert_eq!(s, newer);
 }
 
 /// Issue 11's masked-paths bullet: a rootfs whose /proc is a symlink is

@@ -193,7 +193,13 @@ fn mount_one_as(
     }
     let target = if bind && !source_is_dir(&src, idmapped.as_ref(), &shown)? {
         if idmapped.is_none() && !src.exists() {
-            bail!("{shown}: stat {}: no such file or directory", src.display());
+            // runc 1.1.12+ and 1.2-1.5 (its mount-destination rework after
+            // CVE-2024-21626); runc 1.1.5 said only `stat SRC: ...`.
+            bail!(
+                "{shown}: create mount destination for {} mount: bind mount source stat: stat {}: no such file or directory",
+                dest.display(),
+                src.display()
+            );
         }
         ctx.root.mkfile_all(dest)?
     } else {

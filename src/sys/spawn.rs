@@ -133,33 +133,15 @@ pub fn into_cgroup(
         cgroup: cgroup.as_raw_fd() as u64,
         ..CloneArgs::default()
     };
-    // SAFETY: clone3 without CLONE_VM and with a NULL stack behaves like
-    // fork(2): the child runs on a copy-on-write copy of our memory. `args`
-    // lives through the call and its size is passed. The child (r == 0) only
-    // calls `child`, which makes raw system calls on values prepared above
-    // and never returns; it allocates nothing, so a lock another thread held
-    // at the fork cannot be needed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
+    // The child (0) only calls `child`, which makes raw system calls on
+    // values prepared above and never returns; it allocates nothing, so a
+    // lock another thread held at the fork cannot be needed.
+    let pid = match fork_into_cgroup(&args)? {
+        IntoCgroup::Started(0) => child(setup, &path, &argv_p, &envp_p, wr.as_raw_fd()),
+        IntoCgroup::Started(pid) => pid,
+        refused => return Ok(refused),
     };
-    if r == 0 {
-        child(setup, &path, &argv_p, &envp_p, wr.as_raw_fd());
-    }
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::ENOMEM) => {
-                Err(e).ctx(|| "clone3 into the container's cgroup (is its pids.max reached?)")
-            }
-            _ => Ok(IntoCgroup::Refused(e)),
-        };
-    }
     drop(wr);
-    let pid = r as i32;
     let mut buf = [0u8; 4];
     let n = loop {
         match nix::unistd::read(&rd, &mut buf) {
@@ -226,14 +208,24 @@ pub fn clone_parent_into(cgroup: RawFd) -> Result<IntoCgroup> {
         cgroup: cgroup as u64,
         ..CloneArgs::default()
     };
+    // Init is single-threaded (see `clone_parent`), so no lock can be held
+    // by a thread missing in the child.
+    fork_into_cgroup(&args)
+}
+
+/// clone3 as a fork (no CLONE_VM, no stack) with `args`, which name a cgroup
+/// to be born in: `Started(0)` in the child, `Started(pid)` in the parent,
+/// `Refused` where the kernel will not place it there (the caller falls
+/// back); a full pids.max or no memory is an error.
+fn fork_into_cgroup(args: &CloneArgs) -> Result<IntoCgroup> {
     // SAFETY: clone3 without CLONE_VM and with a NULL stack behaves like
-    // fork(2): the child gets a copy-on-write copy of our memory. Init is
-    // single-threaded (see `clone_parent`), so no lock can be held by a thread
-    // missing in the child. `args` lives through the call and its size is passed.
+    // fork(2): the child gets a copy-on-write copy of our memory. `args`
+    // lives through the call and its size is passed. Callers say why the
+    // child may run after a fork (single-threaded, or raw syscalls only).
     let r = unsafe {
         libc::syscall(
             libc::SYS_clone3,
-            &args as *const CloneArgs,
+            args as *const CloneArgs,
             std::mem::size_of::<CloneArgs>(),
         )
     };
