@@ -430,12 +430,14 @@ fn prepare_rootfs(
             .join
             .iter()
             .any(|(t, _)| *t == LinuxNamespaceType::User);
+    let mount_label = crate::security::lsm::mount_label_to_apply(spec);
     let ctx = mounts::MountCtx {
         root: &root,
         bundle: &cfg.bundle,
         in_userns,
         cgroups: &cfg.cgroup_mounts,
         new_cgroupns: plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP),
+        mount_label: mount_label.as_deref(),
     };
     let ms = spec.mounts().clone().unwrap_or_default();
     let later = mounts::mount_all(&ctx, &ms, idmapped)?;

@@ -26,6 +26,30 @@ pub struct MountCtx<'a> {
     /// Host paths of the container's cgroups, for a `cgroup` mount.
     pub cgroups: &'a [CgroupMount],
     pub new_cgroupns: bool,
+    /// `linux.mountLabel` where SELinux is enabled (None elsewhere: runc
+    /// ignores it then, and the parent warns).
+    pub mount_label: Option<&'a str>,
+}
+
+/// Mount types that get `linux.mountLabel` as a `context=` option, as runc
+/// labels them: not proc, sysfs or cgroup (their labels come from policy),
+/// not mqueue (runc relabels it afterwards; skiff warns instead), not binds
+/// (a bind takes no data).
+fn takes_mount_label(typ: &str) -> bool {
+    !matches!(
+        typ,
+        "proc" | "sysfs" | "cgroup" | "cgroup2" | "mqueue" | "bind"
+    )
+}
+
+/// `data` with SELinux's `context="LABEL"` added (quoted: a label's MLS
+/// part has commas), as runc's FormatMountLabel writes it.
+fn with_context(data: &str, label: &str) -> String {
+    if data.is_empty() {
+        format!("context=\"{label}\"")
+    } else {
+        format!("{data},context=\"{label}\"")
+    }
 }
 
 pub(super) fn source_path(bundle: &Path, m: &Mount) -> PathBuf {
@@ -306,12 +330,22 @@ fn fs_mount(
     p: &Parsed,
     shown: &str,
 ) -> Result<()> {
+    let label = ctx.mount_label.filter(|_| takes_mount_label(typ));
     if p.tmpcopyup && typ == "tmpfs" {
-        return tmpfs_copyup(target, m, p, shown);
+        return tmpfs_copyup(target, m, p, label, shown);
+    }
+    if typ == "mqueue" {
+        if let Some(l) = ctx.mount_label {
+            log::warn!("{shown}: linux.mountLabel {l:?} not applied to an mqueue mount");
+        }
     }
     let tpath = fd_path(target);
     let flags = p.flags;
-    let data = (!p.data.is_empty()).then_some(p.data.as_str());
+    let labelled = label.map(|l| with_context(&p.data, l));
+    let data = match &labelled {
+        Some(d) => Some(d.as_str()),
+        None => (!p.data.is_empty()).then_some(p.data.as_str()),
+    };
     let srcs = m
         .source()
         .as_ref()
@@ -333,7 +367,13 @@ fn fs_mount(
 /// tmpcopyup: a tmpfs made detached, filled from the directory it will cover
 /// (through fds, never following a symlink: copyup), given its mount flags,
 /// then attached. Nothing re-resolves the destination after the mount.
-fn tmpfs_copyup(target: &OwnedFd, m: &Mount, p: &Parsed, shown: &str) -> Result<()> {
+fn tmpfs_copyup(
+    target: &OwnedFd,
+    m: &Mount,
+    p: &Parsed,
+    label: Option<&str>,
+    shown: &str,
+) -> Result<()> {
     let dest = m.destination();
     let below = nix::fcntl::openat(
         target.as_fd(),
@@ -346,6 +386,11 @@ fn tmpfs_copyup(target: &OwnedFd, m: &Mount, p: &Parsed, shown: &str) -> Result<
     let source = m.source().as_ref().map(|s| s.display().to_string());
     let source = source.as_deref().unwrap_or("tmpfs");
     fdmount::configure(&fs, source, &p.data, p.flags).ctx(|| shown.to_string())?;
+    if let Some(l) = label {
+        let value = std::ffi::CString::new(l).ctx(|| format!("linux.mountLabel {l:?}"))?;
+        newmount::fsconfig_string(&fs, c"context", &value)
+            .ctx(|| format!("{shown}: linux.mountLabel {l:?}"))?;
+    }
     let mnt = newmount::create_and_mount(&fs, 0).ctx(|| format!("{shown}: fsmount"))?;
     let top = nix::fcntl::openat(
         mnt.as_fd(),
@@ -462,4 +507,34 @@ fn cgroup_v1_tree(ctx: &MountCtx, target: &OwnedFd, p: &Parsed, shown: &str) -> 
 /// "<cgroup mount>/<hierarchy>" for messages.
 fn m_sub(shown: &str, name: &str) -> String {
     format!("{}/{name}", shown.trim_start_matches("mount cgroup onto "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// runc's FormatMountLabel: appended to the data, the label quoted
+    /// because an MLS range has commas.
+    #[test]
+    fn mount_label_becomes_a_quoted_context_option() {
+        let l = "system_u:object_r:container_file_t:s0:c1,c2";
+        assert_eq!(
+            with_context("", l),
+            "context=\"system_u:object_r:container_file_t:s0:c1,c2\""
+        );
+        assert_eq!(
+            with_context("mode=755,size=65536k", l),
+            "mode=755,size=65536k,context=\"system_u:object_r:container_file_t:s0:c1,c2\""
+        );
+    }
+
+    #[test]
+    fn only_filesystems_runc_labels_take_the_mount_label() {
+        for t in ["tmpfs", "devpts", "overlay", "fuse"] {
+            assert!(takes_mount_label(t), "{t}");
+        }
+        for t in ["proc", "sysfs", "cgroup", "cgroup2", "mqueue", "bind"] {
+            assert!(!takes_mount_label(t), "{t}");
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! A profile or label asked for on a host without that LSM is an error named
 //! as such (runc fails too, with "write /proc/thread-self/attr/exec: invalid
 //! argument"); `linux.mountLabel` without SELinux is ignored with a warning,
-//! as runc does, since it only ever adds a mount option. The exec labels are
+//! as runc does, since it only ever adds a mount option; with SELinux it is
+//! the `context=` option of the container's filesystem mounts (rootfs/mounts.rs). The exec labels are
 //! written through the checked procfs writer (sys/procfs.rs), so a mount
 //! over /proc cannot swallow them (CVE-2019-16884).
 
@@ -58,6 +59,15 @@ pub fn check(spec: &Spec) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `linux.mountLabel` to apply to the container's mounts: only where SELinux
+/// is enabled (elsewhere runc ignores it, and `check` has warned).
+pub fn mount_label_to_apply(spec: &Spec) -> Option<String> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().clone())
+        .filter(|l| !l.is_empty() && selinux_enabled())
 }
 
 /// Ask AppArmor to switch to `profile` at the next execve (what
