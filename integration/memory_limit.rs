@@ -60,18 +60,21 @@ fn successes(rt: &Runtime, b: &Bundle, stop_early: bool) -> (usize, Option<Strin
     (ok, first)
 }
 
-/// The smallest of `candidates` under which crun runs `true` RUNS times out
-/// of RUNS; None when crun is not installed (or needs more than them all).
+/// The smallest of `candidates` under which crun runs `true` 2 * RUNS times
+/// in a row; None when crun is not installed (or needs more than them all).
 fn cruns_smallest(candidates: &[u64]) -> Option<u64> {
     if !Path::new(CRUN).exists() {
         eprintln!("{CRUN} not installed: comparing with crun 1.8.1's 256 KiB on the bench host");
         return None;
     }
     let crun = Runtime::with_binary(CRUN);
-    candidates
-        .iter()
-        .copied()
-        .find(|l| successes(&crun, &true_under(*l), true).0 == RUNS)
+    // Twice RUNS in a row: near its edge crun sometimes gets 20 of 20 by luck
+    // (the bench saw 192 KiB pass and fail), and the target is crun's
+    // reliable limit, not its luckiest.
+    candidates.iter().copied().find(|l| {
+        let b = true_under(*l);
+        (0..2).all(|_| successes(&crun, &b, true).0 == RUNS)
+    })
 }
 
 #[test]
@@ -141,18 +144,33 @@ fn a_limit_too_low_for_init_says_so_and_leaves_nothing() {
         // runc's layers come first (`skiff run failed: unable to start
         // container process: `, as runc 1.1+ words a failed create).
         let msg = lines[0]["msg"].as_str().unwrap_or_default();
+        // On cgroup v1 stage 2 is in the cgroup when its limits are written
+        // (the v1 directories are made by the join), so now and then the
+        // kernel refuses 64 KiB outright (EBUSY, what stage 2 was charged on
+        // the way in): that error names the limit and the usage instead.
+        // Seen about 1 run in 5 beside the cgroup tests; a known second
+        // wording, see the README's benchmark notes.
+        let refused_at_write = msg.contains(&format!(
+            "linux.resources.memory.limit: cannot set {limit}: below the current usage"
+        ));
         assert!(
-            msg.contains("container init was killed by the OOM killer: ")
+            refused_at_write
+                || msg.contains("container init was killed by the OOM killer: ")
                 || msg.contains("container init ran out of memory ("),
             "{msg}"
         );
-        assert!(msg.ends_with(&want), "{msg}");
+        assert!(refused_at_write || msg.ends_with(&want), "{msg}");
         assert_no_leaks(&id, rt.root(), b.path());
     }
     // create fails the same way.
     let id = rt.new_id();
     let out = rt.create(&id, &b);
     out.assert_code(1, "create under 64 KiB");
-    assert!(out.stderr_text().contains(&want), "{}", out.stderr_text());
+    let err = out.stderr_text();
+    assert!(
+        err.contains(&want)
+            || err.contains(&format!("cannot set {limit}: below the current usage")),
+        "{err}"
+    );
     assert_no_leaks(&id, rt.root(), b.path());
 }
