@@ -6,7 +6,10 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 # `skiff --version` prints it on its commit: line, as runc does.
 export SKIFF_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
-SKIFF := ./target/x86_64-unknown-linux-gnu/release/skiff
+# The Rust target: musl, or glibc where rustup cannot add musl
+# (scripts/rust-target.sh). Every cargo call below and in scripts/ uses it.
+export CARGO_BUILD_TARGET := $(shell scripts/rust-target.sh)
+SKIFF := ./target/$(CARGO_BUILD_TARGET)/release/skiff
 
 .PHONY: all build deps demo test host-test vm-test vm-image lint bench clean
 

@@ -215,7 +215,7 @@ fn tmpcopyup_never_copies_what_a_swapped_symlink_names() {
     if skip_unless_root() {
         return;
     }
-    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    use std::os::unix::ffi::OsStrExt;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     const ENTRIES: usize = 100;
@@ -228,6 +228,22 @@ fn tmpcopyup_never_copies_what_a_swapped_symlink_names() {
     let data = b.rootfs().join("data");
     fs::create_dir(&data).unwrap();
     // Pairs a real entry / a symlink to the host, swapped in one renameat2.
+    // (nix wraps renameat2 only on glibc; the tests also build for musl.)
+    let exchange = |a: &std::path::Path, b: &std::path::Path| {
+        let a = std::ffi::CString::new(a.as_os_str().as_bytes()).unwrap();
+        let b = std::ffi::CString::new(b.as_os_str().as_bytes()).unwrap();
+        // SAFETY: both paths are NUL-terminated and outlive the call.
+        unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+    };
     let mut pairs = Vec::new();
     for i in 0..ENTRIES {
         let (d, f) = (data.join(format!("d{i}")), data.join(format!("f{i}")));
@@ -252,7 +268,7 @@ fn tmpcopyup_never_copies_what_a_swapped_symlink_names() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 for (a, b) in &pairs {
-                    let _ = renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE);
+                    exchange(a, b);
                 }
             }
         })

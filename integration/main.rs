@@ -4,6 +4,8 @@
 //! returns early after saying so. See integration/README.md.
 
 mod attacks_ops;
+// The seccomp tests link Debian's libseccomp.a too, which needs glibc's
+// __fprintf_chk on a musl build (see the file).
 mod attacks_rootfs;
 mod cgroup_update;
 mod cgroups;
@@ -14,6 +16,9 @@ mod cri;
 mod differential;
 mod engines;
 mod exec_tty;
+#[cfg(target_env = "musl")]
+#[path = "../src/sys/fortify_shim.rs"]
+mod fortify_shim;
 mod hardening;
 mod idmap;
 mod init_rule;

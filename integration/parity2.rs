@@ -327,8 +327,9 @@ fn scheduler_flags_with_the_runtime_spec_spellings() {
     rt.create(&id, &b)
         .assert_success("create with SCHED_FLAG_RESET_ON_FORK");
     let pid = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
-    // SAFETY: sched_getscheduler takes a PID and only reads.
-    let policy = unsafe { libc::sched_getscheduler(pid) };
+    // The raw syscall: musl's sched_getscheduler() is a stub that fails
+    // with ENOSYS. SAFETY: sched_getscheduler takes a PID and only reads.
+    let policy = unsafe { libc::syscall(libc::SYS_sched_getscheduler, pid) } as i32;
     assert_eq!(policy, SCHED_BATCH | SCHED_RESET_ON_FORK, "init's policy");
     rt.delete_force(&id).assert_success("delete");
 

@@ -6,7 +6,7 @@
 # with the defaults on a 2-core machine (the first run also builds the trixie
 # chroot: 1-2 minutes, cached in /var/cache/skiff-bench).
 #
-#   SKIFF=path   skiff binary (default ./target/x86_64-unknown-linux-gnu/release/skiff)
+#   SKIFF=path   skiff binary (default ./target/<scripts/rust-target.sh>/release/skiff)
 #   SAMPLE=N     lifecycles per timed sample (default 25)
 #   PAIRS=N      rounds of samples, runtimes alternating within each (default 10);
 #                ratios are medians over the rounds
@@ -36,7 +36,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-SKIFF=${SKIFF:-./target/x86_64-unknown-linux-gnu/release/skiff}
+SKIFF=${SKIFF:-./target/${CARGO_BUILD_TARGET:-$(scripts/rust-target.sh)}/release/skiff}
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 export SKIFF WARMUP

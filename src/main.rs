@@ -1,5 +1,6 @@
 //! skiff: an OCI container runtime, a drop-in replacement for runc.
 
+mod alloc;
 mod cgroups;
 mod cli;
 mod container;
@@ -24,6 +25,7 @@ use clap::{CommandFactory, FromArgMatches};
 fn main() {
     // The start of `--debug`'s first timing step (one clock read, always).
     let t0 = std::time::Instant::now();
+    alloc::fork_safe();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // init runs inside the container on every create: skip CLI parsing and logging.
     if args.get(1).is_some_and(|a| a == "init") {

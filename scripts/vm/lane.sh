@@ -23,9 +23,10 @@ cd "$ROOT"
 CARGO=${CARGO:-cargo}
 LANE=$ROOT/target/vm-lane
 
+export CARGO_BUILD_TARGET=${CARGO_BUILD_TARGET:-$("$ROOT"/scripts/rust-target.sh)}
 "$CARGO" build --release
 # SKIFF_VM_SKIFF: another static skiff binary to test with these tests.
-skiff=${SKIFF_VM_SKIFF:-$ROOT/target/x86_64-unknown-linux-gnu/release/skiff}
+skiff=${SKIFF_VM_SKIFF:-$ROOT/target/$CARGO_BUILD_TARGET/release/skiff}
 # The integration test binary (static too, per .cargo/config.toml), built but not run.
 testbin=$("$CARGO" test --release --test integration --no-run --message-format=json |
     python3 -c '

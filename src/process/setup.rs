@@ -14,6 +14,8 @@ use oci_spec::runtime::{PosixRlimitType, Process};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+// The cast is needed on glibc (its RLIMIT_* are u32) and a no-op on musl.
+#[allow(clippy::unnecessary_cast)]
 fn rlimit_number(t: PosixRlimitType) -> i32 {
     (match t {
         PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,

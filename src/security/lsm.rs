@@ -23,9 +23,9 @@ pub fn apparmor_enabled() -> bool {
 
 /// SELinux is on: selinuxfs is mounted where libselinux looks for it.
 pub fn selinux_enabled() -> bool {
-    const SELINUX_MAGIC: i64 = 0xf97c_ff8c;
-    nix::sys::statfs::statfs("/sys/fs/selinux")
-        .is_ok_and(|s| s.filesystem_type().0 == SELINUX_MAGIC)
+    // The libc type of f_type differs between glibc (i64) and musl (u64).
+    const SELINUX_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0xf97c_ff8c);
+    nix::sys::statfs::statfs("/sys/fs/selinux").is_ok_and(|s| s.filesystem_type() == SELINUX_MAGIC)
 }
 
 /// The parent's check before init starts: fail early, with a reason, for a

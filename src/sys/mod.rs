@@ -10,6 +10,8 @@ use crate::error::{Context, Result};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 pub mod exe;
+#[cfg(target_env = "musl")]
+mod fortify_shim;
 pub mod net;
 pub mod procfs;
 pub mod rtnl;
@@ -48,7 +50,7 @@ pub fn setrlimit(resource: i32, soft: u64, hard: u64) -> std::io::Result<()> {
         rlim_max: hard,
     };
     // SAFETY: `lim` is a valid rlimit for the duration of the call.
-    let r = unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, &lim) };
+    let r = unsafe { libc::setrlimit(resource as _, &lim) };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }

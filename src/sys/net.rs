@@ -21,7 +21,7 @@ pub fn loopback_up() -> Result<()> {
     }
     // SAFETY: SIOCGIFFLAGS reads the flags of the interface named in `req`
     // into `req.ifr_ifru`; `req` outlives the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
         return Err(std::io::Error::last_os_error()).ctx(|| "ioctl SIOCGIFFLAGS lo");
     }
     // SAFETY: the union member written by SIOCGIFFLAGS is ifru_flags.
@@ -29,7 +29,7 @@ pub fn loopback_up() -> Result<()> {
         req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     }
     // SAFETY: SIOCSIFFLAGS only reads `req`, which outlives the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) } < 0 {
         return Err(std::io::Error::last_os_error()).ctx(|| "ioctl SIOCSIFFLAGS lo up");
     }
     Ok(())
