@@ -86,6 +86,24 @@ pub trait Manager {
         Ok(None)
     }
 
+    /// For a process that moves itself in (cgroup v1): make the cgroup as
+    /// `apply` would and return a write fd of each hierarchy's `tasks` file.
+    /// Writing "0" there moves the writing thread, and for a single-threaded
+    /// process that is the whole process; unlike a write of another PID to
+    /// `cgroup.procs`, it skips the kernel's global threadgroup lock, whose
+    /// first writer waits a whole RCU grace period (1-3 ms here, on every
+    /// container start). Empty when this manager places only through `apply`.
+    /// After the process wrote to every fd, `apply_joined` does the rest.
+    fn join_files(&self) -> Result<Vec<std::os::fd::OwnedFd>> {
+        Ok(Vec::new())
+    }
+
+    /// What `apply` still does for a process that joined through
+    /// `join_files`.
+    fn apply_joined(&self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
+
     /// SIGKILL every process in the cgroup at once through `cgroup.kill`
     /// (Linux 5.14, v2): no freeze-list-kill race with forking processes, as
     /// runc >= 1.2 does for `kill --all` with SIGKILL. Ok(false): no such file

@@ -9,6 +9,8 @@ use super::{CgroupMount, FreezerState, Manager};
 use crate::bail;
 use crate::error::{Context, Result};
 use oci_spec::runtime::LinuxResources;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -479,6 +481,28 @@ impl Manager for V1 {
         for d in &self.dirs {
             join(&d.path, pid, d.key.split(',').any(|c| c == "cpuset"))?;
         }
+        self.apply_joined(pid)
+    }
+
+    fn join_files(&self) -> Result<Vec<OwnedFd>> {
+        let mut fds = Vec::with_capacity(self.dirs.len());
+        for d in &self.dirs {
+            files::mkdir_all(&d.path)?;
+            if d.key.split(',').any(|c| c == "cpuset") {
+                init_cpuset(&d.path)?;
+            }
+            let tasks = d.path.join("tasks");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                .open(&tasks)
+                .ctx(|| format!("open {} to join the cgroup", tasks.display()))?;
+            fds.push(f.into());
+        }
+        Ok(fds)
+    }
+
+    fn apply_joined(&self, pid: i32) -> Result<()> {
         // Hybrid: the cgroup2 tree carries no controllers, only membership that
         // tools like systemd read; a host that will not let us in is no reason
         // to fail the container.

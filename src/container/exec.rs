@@ -345,6 +345,7 @@ pub fn exec(
         clear_onlcr: o.own_console,
         cgroup_mounts: Vec::new(),
         cgroup_fd: None,
+        cgroup_join_fds: Vec::new(),
         exec: true,
         state: serde_json::from_str(&state_json).ctx(|| "encode state")?,
         timing: crate::timing::enabled(),

@@ -291,6 +291,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts) -> Result<(i32, Option<Cr
         clear_onlcr: o.own_console,
         cgroup_mounts: cg_box.as_ref().map(|c| c.mounts()).unwrap_or_default(),
         cgroup_fd: None,
+        cgroup_join_fds: Vec::new(),
         exec: false,
         state: serde_json::to_value(state.to_oci(Status::Creating)).ctx(|| "encode state")?,
         timing: crate::timing::enabled(),

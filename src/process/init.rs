@@ -43,6 +43,11 @@ pub struct InitConfig {
     /// for stage 1 to clone stage 2 into it (stage 1 stays outside).
     #[serde(default)]
     pub cgroup_fd: Option<RawFd>,
+    /// create and exec on cgroup v1: write fds of the container's `tasks`
+    /// files; stage 2 moves itself in by writing "0" to each (see
+    /// cgroups::Manager::join_files), then closes them.
+    #[serde(default)]
+    pub cgroup_join_fds: Vec<RawFd>,
     /// Joining a running container (`exec`): no rootfs, hostname or sysctl work.
     pub exec: bool,
     /// The OCI state (status creating) handed to in-container hooks.
@@ -186,6 +191,13 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
         // The rule for init: no fd reaching outside the container but the
         // sync socket. Closed before anything else; nobody else owns it.
         drop(sys::owned_fd(fd));
+    }
+    // Stage 2 is single-threaded: moving this thread moves the process. The
+    // fds are closed as they are used (the rule above).
+    for fd in &cfg.cgroup_join_fds {
+        let f = sys::owned_fd(*fd);
+        nix::unistd::write(&f, b"0")
+            .ctx(|| "join the container's cgroup (write 0 to its v1 tasks file)")?;
     }
     let mut b = [0u8; 1];
     loop {

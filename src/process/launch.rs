@@ -120,6 +120,20 @@ pub fn launch(mut l: Launch, parent: &mut dyn Parent) -> Result<i32> {
             keep.push(d);
         }
     }
+    // cgroup v1 (create and exec): stage 2 moves itself in through the
+    // `tasks` files, without the grace period a write of its PID costs.
+    if l.cfg.cgroup_fd.is_none() {
+        for f in l
+            .cgroup
+            .map(|c| c.join_files())
+            .transpose()?
+            .unwrap_or_default()
+        {
+            let d = dup_above(f.as_raw_fd(), min_fd)?;
+            l.cfg.cgroup_join_fds.push(d.as_raw_fd());
+            keep.push(d);
+        }
+    }
     let mut inherit: Vec<RawFd> = keep.iter().map(|k| k.as_raw_fd()).collect();
     inherit.push(theirs_fd.as_raw_fd());
     let exe = crate::sys::self_exe()?;
@@ -198,8 +212,9 @@ fn drive(
     let mut pids_later = None;
     let mut limits_set = false;
     if let Some(cg) = l.cgroup {
-        if !l.cfg.exec && l.cfg.cgroup_fd.is_some() {
-            // The cgroup exists (v2): its limits now, while stage 1 works.
+        if !l.cfg.exec && (l.cfg.cgroup_fd.is_some() || !l.cfg.cgroup_join_fds.is_empty()) {
+            // The cgroup exists (v2, or v1 made for stage 2 to join): its
+            // limits now, while stage 1 works, and before anything joins.
             pids_later = set_limits(l, cg)?;
             limits_set = true;
         }
@@ -260,7 +275,11 @@ fn talk(
                 if let Some(cg) = l.cgroup {
                     // exec's stage 1 may have been born in the cgroup (v2),
                     // and stage 2 with it; else stage 2 is moved in now.
-                    if !in_cgroup && !placed {
+                    if !l.cfg.cgroup_join_fds.is_empty() {
+                        // Stage 2 joins itself (v1) before it waits for
+                        // CgroupsApplied; only hybrid's cgroup2 is left.
+                        cg.apply_joined(pid)?;
+                    } else if !in_cgroup && !placed {
                         cg.apply(pid)?;
                     }
                     if !limits_set && !l.cfg.exec {
