@@ -65,7 +65,11 @@ pub fn normalize(args: Vec<OsString>, root: &Command) -> Vec<OsString> {
         // A positional: the subcommand first, then the container ID.
         if sub.is_none() {
             if let Some(sc) = root.find_subcommand(&s) {
-                flags.extend(long_flags(sc));
+                // Subcommands are deferred (cli::Cmd): build a copy of this
+                // one to see its flags; clap builds its own when it parses.
+                let mut sc = sc.clone();
+                sc.build();
+                flags.extend(long_flags(&sc));
                 sub = Some(s.clone());
             }
         } else if matches!(sub.as_deref(), Some("exec") | Some("ps") | Some("kill")) {

@@ -67,7 +67,11 @@ pub struct Cli {
     pub root_given: bool,
 }
 
+// Each subcommand's flags are built only when it is the one used (or its
+// help is asked for): building all eighteen costs every call ~0.1 ms of CPU,
+// most of it copying clap's Arg builders (734 memcpy of 0.5-1 KiB per `run`).
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Create a container
     Create(create::Args),
