@@ -21,8 +21,10 @@ pub fn load(bundle: &Path) -> Result<Spec> {
     Ok(spec)
 }
 
-/// Parse config.json, after `spec_fixups`. Errors come from parsing the
-/// bytes when nothing needed fixing, so they keep serde's line and column.
+/// Parse config.json, after `spec_fixups`. The bytes are read once, into a
+/// JSON value the fixups work on and the spec is then taken from; where
+/// nothing needed fixing, an error comes from parsing the bytes again, so it
+/// keeps serde's line and column.
 pub fn parse(data: &[u8]) -> Result<Spec> {
     let json_err = |e: serde_json::Error| crate::error::Error::new(e.to_string());
     let mut v = serde_json::from_slice::<serde_json::Value>(data).map_err(json_err)?;
@@ -30,10 +32,11 @@ pub fn parse(data: &[u8]) -> Result<Spec> {
         Some(p) => process_fixups(p)?,
         None => false,
     };
-    if !changed {
-        return serde_json::from_slice(data).map_err(json_err);
+    match serde_json::from_value(v) {
+        Ok(spec) => Ok(spec),
+        Err(e) if changed => Err(json_err(e)),
+        Err(_) => serde_json::from_slice(data).map_err(json_err),
     }
-    serde_json::from_value(v).map_err(json_err)
 }
 
 /// What the spec types cannot read as the runtime-spec and runc mean it,

@@ -93,10 +93,20 @@ pub fn forwarded_signals() -> SigSet {
 /// process.terminal of the bundle's config.json (the full check happens in
 /// create, or restore).
 pub fn wants_terminal(bundle: &std::path::Path) -> bool {
+    // Only process.terminal is read; serde skips the rest without building
+    // it (create parses the whole file right after, with its errors).
+    #[derive(serde::Deserialize)]
+    struct Config {
+        process: Option<Process>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Process {
+        terminal: Option<bool>,
+    }
     std::fs::read(bundle.join("config.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["process"]["terminal"].as_bool())
+        .and_then(|b| serde_json::from_slice::<Config>(&b).ok())
+        .and_then(|c| c.process?.terminal)
         .unwrap_or(false)
 }
 
