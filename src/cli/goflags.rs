@@ -22,6 +22,16 @@ fn long_flags(cmd: &Command) -> HashMap<String, bool> {
 }
 
 pub fn normalize(args: Vec<OsString>, root: &Command) -> Vec<OsString> {
+    // Only a single-dash word of two or more characters can be rewritten:
+    // without one, the flags need not be looked at (nor a subcommand built).
+    let go_style = |a: &OsString| {
+        a.to_str()
+            .and_then(|s| s.strip_prefix('-'))
+            .is_some_and(|r| r.len() > 1 && !r.starts_with('-'))
+    };
+    if !args.iter().skip(1).any(go_style) {
+        return args;
+    }
     let mut out = Vec::with_capacity(args.len());
     let mut flags = long_flags(root);
     let mut sub: Option<String> = None;
