@@ -192,13 +192,6 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
         // sync socket. Closed before anything else; nobody else owns it.
         drop(sys::owned_fd(fd));
     }
-    // Stage 2 is single-threaded: moving this thread moves the process. The
-    // fds are closed as they are used (the rule above).
-    for fd in &cfg.cgroup_join_fds {
-        let f = sys::owned_fd(*fd);
-        nix::unistd::write(&f, b"0")
-            .ctx(|| "join the container's cgroup (write 0 to its v1 tasks file)")?;
-    }
     let mut b = [0u8; 1];
     loop {
         match nix::unistd::read(&go_r, &mut b) {
@@ -208,6 +201,14 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
         }
     }
     drop(go_r);
+    // Stage 2 is single-threaded: moving this thread moves the process. Done
+    // after the go-ahead, so that a failure reaches the parent after stage
+    // 1's PID; the fds are closed as they are used (the rule above).
+    for fd in &cfg.cgroup_join_fds {
+        let f = sys::owned_fd(*fd);
+        nix::unistd::write(&f, b"0")
+            .ctx(|| "join the container's cgroup (write 0 to its v1 tasks file)")?;
+    }
     crate::timing::lap("clone");
     // Stage 2 is the one the parent places in the container's cgroups:
     // nothing it allocates from here on escapes the limits.
