@@ -448,6 +448,10 @@ fn rootless_podman_runs_execs_stops_and_removes_with_skiff() {
     }
     let u = user();
     let rt = AsUser::new(&skiff_bin());
+    // Rootless podman leaves a pause process holding its user namespace; its
+    // PID file is in the runtime dir this test removes, so the process must
+    // go with it, also when the test fails (dropped before `rt`).
+    let _pause = PausePid(rt.xdg.join("libpod/tmp/pause.pid"));
     let home = rt.dir.join("home");
     fs::create_dir(&home).expect("mkdir home");
     // The image: a busybox rootfs as a tarball the user can read.
@@ -553,6 +557,23 @@ fn rootless_podman_runs_execs_stops_and_removes_with_skiff() {
         .unwrap_or_default();
     assert!(left.is_empty(), "skiff state left: {left:?}");
     let _ = sh(&podman_line("rmi -a -f"));
+}
+
+/// Kills the process whose PID the file names, when dropped.
+struct PausePid(PathBuf);
+
+impl Drop for PausePid {
+    fn drop(&mut self) {
+        let pid = fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        if let Some(pid) = pid.filter(|p| *p > 1) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 fn shell_quote(s: &str) -> String {
