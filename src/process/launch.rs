@@ -70,7 +70,7 @@ fn in_user_namespace(spec: &Spec) -> bool {
     spec.linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|n| n.iter().any(|x| x.typ() == LinuxNamespaceType::User))
+        .is_some_and(|n| crate::namespaces::has(n, LinuxNamespaceType::User))
 }
 
 fn kill_and_reap(pid: i32) {
