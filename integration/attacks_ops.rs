@@ -386,18 +386,8 @@ fn errors_echo_hostile_input_bounded_and_escaped() {
         let stderr = out.stderr;
         let log_path = b.path().join("log.json");
         let id = rt.new_id();
-        let log_s = log_path.to_str().expect("utf-8");
-        rt.run(&[
-            "--log",
-            log_s,
-            "--log-format",
-            "json",
-            "create",
-            "--bundle",
-            b.path_str(),
-            &id,
-        ])
-        .assert_success("create with --log");
+        rt.run_json_log(&log_path, &["create", "--bundle", b.path_str(), &id])
+            .assert_success("create with --log");
         rt.delete_force(&id).assert_success("delete");
         let log = std::fs::read(&log_path).unwrap_or_default();
         for (what, bytes) in [("stderr", &stderr), ("log", &log)] {

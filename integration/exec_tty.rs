@@ -243,16 +243,7 @@ fn exec_of_a_missing_command_fails_and_the_container_lives_on() {
     let rt = Runtime::skiff();
     let id = sleeper(&rt, &bundle);
     let log = rt.root().parent().expect("dir").join("exec.log");
-    let log_s = log.to_str().expect("utf-8");
-    let out = rt.run(&[
-        "--log",
-        log_s,
-        "--log-format",
-        "json",
-        "exec",
-        &id,
-        "no-such-command",
-    ]);
+    let out = rt.run_json_log(&log, &["exec", &id, "no-such-command"]);
     assert_ne!(out.status.code(), Some(0), "exec of a missing command");
     // The last error line of the json log is what containerd shows: it must
     // name the real cause.

@@ -180,17 +180,7 @@ fn json_log_on_failure() {
     let rt = Runtime::skiff();
     // Where containerd puts it.
     let log = bundle.path().join("log.json");
-    let log_arg = log.to_str().expect("UTF-8 path");
-    let out = rt.run(&[
-        "--log",
-        log_arg,
-        "--log-format",
-        "json",
-        "create",
-        "--bundle",
-        bundle.path_str(),
-        "../bad",
-    ]);
+    let out = rt.run_json_log(&log, &["create", "--bundle", bundle.path_str(), "../bad"]);
     out.assert_code(1, "create with a bad ID");
 
     let content = fs::read_to_string(&log).expect("the log file was not written");

@@ -415,18 +415,8 @@ fn debug_shows_create_steps() {
     rt.delete_force(&id).assert_success("delete");
     let log = b.path().join("debug.json");
     let id = rt.new_id();
-    rt.run(&[
-        "--debug",
-        "--log",
-        log.to_str().unwrap(),
-        "--log-format",
-        "json",
-        "create",
-        "--bundle",
-        b.path_str(),
-        &id,
-    ])
-    .assert_success("create --debug --log");
+    rt.run_json_log(&log, &["--debug", "create", "--bundle", b.path_str(), &id])
+        .assert_success("create --debug --log");
     let text = std::fs::read_to_string(&log).unwrap();
     let n = text
         .lines()

@@ -237,16 +237,7 @@ fn ungrantable_capabilities_warn_and_the_container_runs() {
     let rt = Runtime::skiff();
     let log = b.path().join("log.json");
     let id = rt.new_id();
-    let out = rt.run(&[
-        "--log",
-        log.to_str().unwrap(),
-        "--log-format",
-        "json",
-        "run",
-        "--bundle",
-        b.path_str(),
-        &id,
-    ]);
+    let out = rt.run_json_log(&log, &["run", "--bundle", b.path_str(), &id]);
     out.assert_success("run with every capability");
     let got = hex(&status_field(&out.stdout_text(), "CapBnd"));
     assert_eq!(

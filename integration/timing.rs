@@ -106,19 +106,8 @@ fn debug_run_times_every_step_of_parent_and_init() {
     // The same lines reach --log (init's through the parent's logger).
     let log = b.path().join("timing.json");
     let id = rt.new_id();
-    let log_s = log.to_str().expect("utf-8 path");
-    rt.run(&[
-        "--debug",
-        "--log",
-        log_s,
-        "--log-format",
-        "json",
-        "run",
-        "--bundle",
-        b.path_str(),
-        &id,
-    ])
-    .assert_success("--debug --log run");
+    rt.run_json_log(&log, &["--debug", "run", "--bundle", b.path_str(), &id])
+        .assert_success("--debug --log run");
     let text = std::fs::read_to_string(&log).expect("read log");
     let json: Vec<Value> = text
         .lines()

@@ -416,6 +416,17 @@ impl Runtime {
         self.output(cmd)
     }
 
+    /// `<bin> --root <root> --log <log> --log-format json args...`: the JSON
+    /// log as shims ask for it (global flags may lead `args`).
+    pub fn run_json_log(&self, log: &std::path::Path, args: &[&str]) -> Output {
+        let mut cmd = self.command();
+        cmd.arg("--log")
+            .arg(log)
+            .args(["--log-format", "json"])
+            .args(args);
+        self.output(cmd)
+    }
+
     /// Runs `cmd` with stdin from /dev/null and stdout/stderr captured in files.
     /// Not pipes: a container inherits the runtime's stdio, so reading a pipe to EOF
     /// would wait for the container to exit (the go-runc hang in compat.md).
