@@ -13,8 +13,6 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 /// What the parent must do at each point init asks for.
 pub trait Parent {
@@ -188,12 +186,9 @@ fn spawn_init(
             }
         }
     }
-    let mut cmd = Command::new(exe);
-    cmd.arg0("skiff").arg("init");
-    cmd.env(env.0, &env.1);
-    crate::sys::inherit_fds_and_affinity(&mut cmd, setup);
-    let child = cmd.spawn().ctx(|| format!("start init ({exe})"))?;
-    Ok((child.id() as i32, false))
+    let program = spawn::Program::new(exe, &["skiff", "init"], (env.0, &env.1))?;
+    let pid = spawn::spawn(&program, &setup).ctx(|| format!("start init ({exe})"))?;
+    Ok((pid, false))
 }
 
 fn drive(

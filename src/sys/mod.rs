@@ -205,21 +205,6 @@ pub fn reset_signal_state() -> Result<()> {
         .ctx(|| "unblock signals")
 }
 
-/// Between fork and exec of `skiff init`: every fd from 3 up that init does
-/// not need is marked CLOEXEC (so a host fd the caller leaked to us never
-/// reaches init, not even until `start`), FD_CLOEXEC is cleared on the fds init
-/// inherits by number, and init is pinned to execCPUAffinity.initial if set
-/// (see spawn::ChildSetup).
-pub fn inherit_fds_and_affinity(cmd: &mut std::process::Command, setup: spawn::ChildSetup) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe calls (close_range, fcntl, sched_setaffinity) on values
-    // computed before the fork; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || setup.apply());
-    }
-}
-
 /// The fd ranges (inclusive) from `keep_below` up that hold none of `keep`.
 fn fd_gaps(keep_below: RawFd, keep: &[RawFd]) -> Vec<(u32, u32)> {
     let mut keep: Vec<u32> = keep
