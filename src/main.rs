@@ -20,8 +20,6 @@ mod spec;
 mod sys;
 mod timing;
 
-use clap::{CommandFactory, FromArgMatches};
-
 fn main() {
     // The start of `--debug`'s first timing step (one clock read, always).
     let t0 = std::time::Instant::now();
@@ -31,24 +29,17 @@ fn main() {
     if args.get(1).is_some_and(|a| a == "init") {
         process::init::main();
     }
-    if let Some((root, id)) = cli::fast::plain_state(&args) {
-        std::process::exit(cli::fast::state(root, id));
-    }
-    let cmd = cli::Cli::command();
-    let args = cli::goflags::normalize(args, &cmd);
-    let matches = match cmd.try_get_matches_from(args) {
-        Ok(m) => m,
-        Err(e) if e.use_stderr() => usage_error(e),
-        Err(e) => {
-            let _ = e.print();
-            std::process::exit(0);
-        }
+    let cli = match cli::fast::parse(&args) {
+        Some(cli) => cli,
+        None => match cli::parse_with_clap(args) {
+            Ok(cli) => cli,
+            Err(e) if e.use_stderr() => usage_error(e),
+            Err(e) => {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+        },
     };
-    let mut cli = match cli::Cli::from_arg_matches(&matches) {
-        Ok(c) => c,
-        Err(e) => usage_error(e),
-    };
-    cli.root_given = root_given(&matches);
     let format = match cli.log_format.as_str() {
         "json" => logging::Format::Json,
         "text" => logging::Format::Text,
@@ -108,14 +99,6 @@ fn failed_prefix(cmd: &Option<cli::Cmd>) -> Option<String> {
         .unwrap_or("skiff")
         .to_string();
     Some(format!("{name} {verb} failed"))
-}
-
-/// Whether `--root` came from the command line, before or after the command.
-fn root_given(m: &clap::ArgMatches) -> bool {
-    let given = |m: &clap::ArgMatches| {
-        m.value_source("root") == Some(clap::parser::ValueSource::CommandLine)
-    };
-    given(m) || m.subcommand().is_some_and(|(_, sub)| given(sub))
 }
 
 /// A command line clap refuses, worded as runc's CLI library does: the

@@ -125,6 +125,26 @@ impl Cli {
     }
 }
 
+/// The command line as clap parses it (after Go-style flags are rewritten):
+/// every command line that `fast::parse` does not take.
+pub fn parse_with_clap(args: Vec<std::ffi::OsString>) -> std::result::Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let cmd = Cli::command();
+    let args = goflags::normalize(args, &cmd);
+    let matches = cmd.try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    cli.root_given = root_given(&matches);
+    Ok(cli)
+}
+
+/// Whether `--root` came from the command line, before or after the command.
+fn root_given(m: &clap::ArgMatches) -> bool {
+    let given = |m: &clap::ArgMatches| {
+        m.value_source("root") == Some(clap::parser::ValueSource::CommandLine)
+    };
+    given(m) || m.subcommand().is_some_and(|(_, sub)| given(sub))
+}
+
 pub fn version_text() -> String {
     format!(
         "skiff version {}\ncommit: {}\nspec: {}",
