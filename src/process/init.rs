@@ -12,13 +12,15 @@ use crate::hooks;
 use crate::namespaces;
 use crate::rootfs::{devices, masked, mounts, pivot, safe_path::Root};
 use crate::sys;
+use crate::sys::shared_clone::clone_shared;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 pub const SYNC_FD_ENV: &str = "_SKIFF_SYNC_FD";
@@ -82,6 +84,11 @@ pub fn main() -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
+    match fail(&ch, err) {}
+}
+
+/// Report a failure of init and exit 1.
+fn fail(ch: &Channel, err: Error) -> Infallible {
     if STARTED.load(std::sync::atomic::Ordering::Relaxed) {
         // After `start` the parent no longer listens (a failing startContainer
         // hook, an execve that fails): say it on the container's stderr, as
@@ -178,20 +185,46 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
     // (`exec` saw "unexpected Pid after ready" about once in 900 calls). The
     // pipe's EOF, when stage 1 exits, is the go-ahead.
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    // Each process closes its own copy of the pipe: raw numbers, not owned
+    // fds, cross into the closures (which share one memory).
+    let (go_r, go_w) = (go_r.into_raw_fd(), go_w.into_raw_fd());
     let new_pidns = plan.unshare.contains(CloneFlags::CLONE_NEWPID);
-    let (child, placed) = clone_stage2(cfg.cgroup_fd, new_pidns)?;
-    if child > 0 {
-        drop(go_r);
+    let stage2_body = || -> Infallible {
+        let err = match after_clone(ch, &cfg, &plan, idmapped, go_r, go_w) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        };
+        fail(ch, err)
+    };
+    let stage1_rest = |child: i32, placed: bool| -> Infallible {
+        // Stage 2 waits for this pipe's EOF before it runs any Rust code:
+        // until then this is the only user of the shared memory.
+        drop(sys::owned_fd(go_r));
         let sent = ch.send(&FromInit::Pid(child, placed));
-        drop(go_w);
-        std::process::exit(if sent.is_ok() { 0 } else { 1 });
-    }
-    drop(go_w);
+        drop(sys::owned_fd(go_w));
+        sys::shared_clone::exit_shared(if sent.is_ok() { 0 } else { 1 })
+    };
+    clone_stage2(cfg.cgroup_fd, new_pidns, stage2_body, stage1_rest)
+}
+
+/// Stage 2 from its first instruction: wait for stage 1 to be gone, join
+/// the container's cgroups, then build the container.
+fn after_clone(
+    ch: &Channel,
+    cfg: &InitConfig,
+    plan: &namespaces::Plan,
+    idmapped: Vec<Option<OwnedFd>>,
+    go_r: RawFd,
+    go_w: RawFd,
+) -> Result<Never> {
+    // System calls only until the go-ahead: stage 1 still runs in this memory.
+    drop(sys::owned_fd(go_w));
     if let Some(fd) = cfg.cgroup_fd {
         // The rule for init: no fd reaching outside the container but the
         // sync socket. Closed before anything else; nobody else owns it.
         drop(sys::owned_fd(fd));
     }
+    let go_r = sys::owned_fd(go_r);
     let mut b = [0u8; 1];
     loop {
         match nix::unistd::read(&go_r, &mut b) {
@@ -221,39 +254,48 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
     if plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP) {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace")?;
     }
-    let err = match stage2(ch, &cfg, &plan, idmapped) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
-    Err(err)
+    stage2(ch, cfg, plan, idmapped)
 }
 
-/// Clone stage 2 as our sibling: into the container's cgroup v2 directory
-/// when the parent gave one (`placed`), else plainly, for the parent to move.
-/// Either way stage 1 never enters the container's cgroups, so its start-up
-/// and the fork are charged to the caller, not to the container's limits.
-fn clone_stage2(cgroup_fd: Option<RawFd>, new_pidns: bool) -> Result<(i32, bool)> {
-    if let Some(fd) = cgroup_fd {
-        match sys::spawn::clone_parent_into(fd)? {
-            sys::spawn::IntoCgroup::Started(pid) => return Ok((pid, true)),
+/// Clone stage 2 as our sibling, sharing our memory (sys::shared_clone):
+/// into the container's cgroup v2 directory when the parent gave one (it is
+/// `placed` then), else plainly, for the parent to move. Either way stage 1
+/// never enters the container's cgroups, so its start-up and the clone are
+/// charged to the caller, not to the container's limits. Returns only when
+/// no stage 2 was started.
+fn clone_stage2<C, P>(
+    cgroup_fd: Option<RawFd>,
+    new_pidns: bool,
+    child: C,
+    parent: P,
+) -> Result<Never>
+where
+    C: FnOnce() -> Infallible,
+    P: FnOnce(i32, bool) -> Infallible,
+{
+    let (child, parent) = match cgroup_fd {
+        None => (child, parent),
+        Some(fd) => {
+            let refused = clone_shared(Some(fd), child, parent)?;
             // A kernel without clone3 or CLONE_INTO_CGROUP refuses before
             // the fork begins. A refusal of the cgroup itself comes after the
             // first PID of a new PID namespace was taken and freed, which
             // leaves that namespace refusing every fork (ENOMEM): no retry.
-            sys::spawn::IntoCgroup::Refused(e)
-                if new_pidns
-                    && !matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
-                    ) =>
+            if new_pidns
+                && !matches!(
+                    refused.error.raw_os_error(),
+                    Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+                )
             {
-                return Err(e)
+                return Err(refused.error)
                     .ctx(|| "clone3(CLONE_INTO_CGROUP) of init into the container's cgroup");
             }
-            sys::spawn::IntoCgroup::Refused(_) => {}
+            (refused.child, refused.parent)
         }
-    }
-    Ok((sys::clone_parent()?, false))
+    };
+    // Without a cgroup there is no refusal: an error, or no return at all.
+    let refused = clone_shared(None, child, parent)?;
+    Err(refused.error).ctx(|| "clone init's stage 2")
 }
 
 /// The idmapped mounts' trees, made while init is still the host's root

@@ -15,33 +15,10 @@ mod fortify_shim;
 pub mod net;
 pub mod procfs;
 pub mod rtnl;
+pub mod shared_clone;
 pub mod spawn;
 pub mod task;
 pub mod userns;
-
-/// fork(2) with CLONE_PARENT: the child becomes our sibling, a child of the
-/// `create`/`run` process, so that process can wait for the container's init
-/// without a subreaper. Returns 0 in the child, the child's PID in the parent.
-pub fn clone_parent() -> Result<i32> {
-    // SAFETY: a raw clone with a NULL stack behaves like fork(2): the child gets a
-    // copy-on-write copy of our memory. init is single-threaded (a fresh exec of
-    // skiff that starts no threads), so no lock can be held by a thread that does
-    // not exist in the child.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "clone(CLONE_PARENT)");
-    }
-    Ok(r as i32)
-}
 
 /// setrlimit(2) by raw resource number (the spec names resources the nix enum may lack).
 pub fn setrlimit(resource: i32, soft: u64, hard: u64) -> std::io::Result<()> {

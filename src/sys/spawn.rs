@@ -74,21 +74,21 @@ pub enum IntoCgroup {
 /// `struct clone_args` as of Linux 5.7 (CLONE_ARGS_SIZE_VER2, 88 bytes).
 #[repr(C)]
 #[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
 }
 
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 fn cstring(s: &str) -> Result<CString> {
     CString::new(s).ctx(|| format!("{s:?}: NUL byte"))
@@ -288,27 +288,6 @@ fn prepare_and_exec(setup: &ChildSetup, program: &Program) -> i32 {
         err = Some(std::io::Error::last_os_error());
     }
     err.and_then(|e| e.raw_os_error()).unwrap_or(libc::EINVAL)
-}
-
-/// Stage 1 of init cloning stage 2: clone3 with CLONE_PARENT (stage 2 is a
-/// child of `create`, as `sys::clone_parent` makes it) and CLONE_INTO_CGROUP,
-/// so stage 2 is born in the container's cgroup v2 directory `cgroup` while
-/// stage 1 stays outside: what the fork itself allocates (stage 2's kernel
-/// stack, task, page tables, the copied mappings) is charged to the caller's
-/// cgroup, not to the container's memory limit. Returns 0 in the child; in
-/// the parent the child's PID, or `Refused` where the kernel will not (see
-/// `IntoCgroup`; then the caller clones plainly and the parent places it).
-pub fn clone_parent_into(cgroup: RawFd) -> Result<IntoCgroup> {
-    let args = CloneArgs {
-        // exit_signal must be 0 with CLONE_PARENT: the child reports to our
-        // parent with the signal we would have sent it (SIGCHLD).
-        flags: CLONE_INTO_CGROUP | libc::CLONE_PARENT as u64,
-        cgroup: cgroup as u64,
-        ..CloneArgs::default()
-    };
-    // Init is single-threaded (see `clone_parent`), so no lock can be held
-    // by a thread missing in the child.
-    fork_into_cgroup(&args)
 }
 
 /// clone3 as a fork (no CLONE_VM, no stack) with `args`, which name a cgroup
