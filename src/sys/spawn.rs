@@ -1,8 +1,9 @@
-//! Starting `skiff init` as a child: what the child does between fork and
-//! exec (fds and CPU affinity), and clone3(CLONE_INTO_CGROUP), which starts it
-//! inside the container's cgroup v2 directly (Linux 5.7), as runc 1.4 does for
-//! exec: no moment in the caller's cgroup, charged to the container's limits
-//! from its first instruction, and no migration afterwards.
+//! Starting `skiff init` as a child: what the child does between clone and
+//! exec (fds and CPU affinity); `spawn`, which starts it posix_spawn-style
+//! without copying our address space; and clone3(CLONE_INTO_CGROUP), which
+//! starts it inside the container's cgroup v2 directly (Linux 5.7), as runc
+//! 1.4 does for exec: no moment in the caller's cgroup, charged to the
+//! container's limits from its first instruction, and no migration afterwards.
 
 use crate::error::{Context, Result};
 use std::ffi::CString;
