@@ -20,7 +20,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 pub const SYNC_FD_ENV: &str = "_SKIFF_SYNC_FD";
@@ -182,8 +182,8 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
     }
     // Stage 2 may speak on the sync socket only after stage 1 has announced
     // its PID there: frames of the two processes must not overtake each other
-    // (`exec` saw "unexpected Pid after ready" about once in 900 calls). The
-    // pipe's EOF, when stage 1 exits, is the go-ahead.
+    // (`exec` saw "unexpected Pid after ready" about once in 900 calls). A
+    // byte on this pipe, written after that frame, is the go-ahead.
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     // Each process closes its own copy of the pipe: raw numbers, not owned
     // fds, cross into the closures (which share one memory).
@@ -197,14 +197,25 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
         fail(ch, err)
     };
     let stage1_rest = |child: i32, placed: bool| -> Infallible {
-        // Stage 2 waits for this pipe's EOF before it runs any Rust code:
-        // until then this is the only user of the shared memory.
+        // Until stage 2 reads the go-ahead byte this is the only user of the
+        // shared memory; first of all, the kernel must not clear a word of
+        // it when we exit (see exit_shared).
+        sys::shared_clone::forget_tid_address();
         drop(sys::owned_fd(go_r));
-        let sent = ch.send(&FromInit::Pid(child, placed));
+        let sent = ch.send(&FromInit::Pid(child, placed)).is_ok();
+        // The byte says stage 1 is done with the memory. EOF without it (we
+        // died: killed by the parent, say, perhaps inside the allocator)
+        // makes stage 2 exit at once, touching nothing.
+        let go = sent && nix::unistd::write(sys::borrow_fd(go_w), b"g") == Ok(1);
         drop(sys::owned_fd(go_w));
-        sys::shared_clone::exit_shared(if sent.is_ok() { 0 } else { 1 })
+        sys::shared_clone::exit_shared(if go { 0 } else { 1 })
     };
-    clone_stage2(cfg.cgroup_fd, new_pidns, stage2_body, stage1_rest)
+    // A new time namespace applies to our children only at their execve, and
+    // kernels before 6.1 refuse CLONE_VM into it: stage 2 is forked then.
+    let share = !plan
+        .unshare
+        .contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME));
+    clone_stage2(cfg.cgroup_fd, new_pidns, share, stage2_body, stage1_rest)
 }
 
 /// Stage 2 from its first instruction: wait for stage 1 to be gone, join
@@ -217,7 +228,9 @@ fn after_clone(
     go_r: RawFd,
     go_w: RawFd,
 ) -> Result<Never> {
-    // System calls only until the go-ahead: stage 1 still runs in this memory.
+    // System calls only until the go-ahead: stage 1 still runs in this
+    // memory (allocating, and with the same thread-local errno), so every
+    // failure before it ends this process at once.
     drop(sys::owned_fd(go_w));
     if let Some(fd) = cfg.cgroup_fd {
         // The rule for init: no fd reaching outside the container but the
@@ -226,12 +239,18 @@ fn after_clone(
     }
     let go_r = sys::owned_fd(go_r);
     let mut b = [0u8; 1];
-    loop {
-        match nix::unistd::read(&go_r, &mut b) {
-            Ok(_) => break,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => bail!("init: wait for stage 1: {e}"),
+    let go = loop {
+        // SAFETY: a read into `b`, which lives through the call.
+        let n = unsafe { libc::read(go_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+        if n != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break n == 1 && b[0] == b'g';
         }
+    };
+    if !go {
+        // Stage 1 died or could not report our PID: the parent fails the
+        // create on its side; the memory may hold a half-done allocation.
+        // SAFETY: _exit touches no memory of ours.
+        unsafe { libc::_exit(1) };
     }
     drop(go_r);
     // Stage 2 is single-threaded: moving this thread moves the process. Done
@@ -257,7 +276,8 @@ fn after_clone(
     stage2(ch, cfg, plan, idmapped)
 }
 
-/// Clone stage 2 as our sibling, sharing our memory (sys::shared_clone):
+/// Clone stage 2 as our sibling, sharing our memory if `share`
+/// (sys::shared_clone):
 /// into the container's cgroup v2 directory when the parent gave one (it is
 /// `placed` then), else plainly, for the parent to move. Either way stage 1
 /// never enters the container's cgroups, so its start-up and the clone are
@@ -266,6 +286,7 @@ fn after_clone(
 fn clone_stage2<C, P>(
     cgroup_fd: Option<RawFd>,
     new_pidns: bool,
+    share: bool,
     child: C,
     parent: P,
 ) -> Result<Never>
@@ -276,7 +297,7 @@ where
     let (child, parent) = match cgroup_fd {
         None => (child, parent),
         Some(fd) => {
-            let refused = clone_shared(Some(fd), child, parent)?;
+            let refused = clone_shared(Some(fd), share, child, parent)?;
             // A kernel without clone3 or CLONE_INTO_CGROUP refuses before
             // the fork begins. A refusal of the cgroup itself comes after the
             // first PID of a new PID namespace was taken and freed, which
@@ -294,7 +315,7 @@ where
         }
     };
     // Without a cgroup there is no refusal: an error, or no return at all.
-    let refused = clone_shared(None, child, parent)?;
+    let refused = clone_shared(None, share, child, parent)?;
     Err(refused.error).ctx(|| "clone init's stage 2")
 }
 

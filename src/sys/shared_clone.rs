@@ -11,8 +11,12 @@
 //!
 //! Sharing is safe because the two never run Rust code at once: stage 2
 //! first blocks on the go-ahead pipe (system calls only), and stage 1 only
-//! sends stage 2's PID and exits, which closes the pipe. From then on stage 2
-//! is the only user of the memory, which goes at its execve (or exit).
+//! sends stage 2's PID, writes the go-ahead byte and exits (if it dies
+//! instead, stage 2 sees EOF without the byte and exits untouched). From
+//! then on stage 2 is the only user of the memory, which goes at its execve.
+//! With a new time namespace stage 2 is forked as before: it enters that
+//! namespace only at its execve, and kernels before 6.1 refuse CLONE_VM
+//! into it.
 
 use crate::error::{Context, Result};
 use std::convert::Infallible;
@@ -51,6 +55,10 @@ impl Stack {
             return Err(std::io::Error::last_os_error()).ctx(|| "mmap a stack for init");
         }
         let stack = Stack { base, len };
+        // A huge page would give stage 2 2 MiB of zeroes, charged to the
+        // container once stage 1 is gone (kernels before 6.8 may, for stacks).
+        // SAFETY: advice on the mapping made above.
+        unsafe { libc::madvise(base, len, libc::MADV_NOHUGEPAGE) };
         // SAFETY: the first page of the mapping made above.
         if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
             return Err(std::io::Error::last_os_error()).ctx(|| "mprotect init's stack guard");
@@ -80,21 +88,29 @@ pub struct Refused<C, P> {
     pub parent: P,
 }
 
-/// Clone a child of our parent (CLONE_PARENT) that shares our memory and
-/// runs `child` on a stack of its own; then run `parent` here with its PID
+/// Clone a child of our parent (CLONE_PARENT) that shares our memory
+/// (`share`; else it gets a copy, as from fork) and runs `child` on a stack
+/// of its own; then run `parent` here with its PID
 /// and whether it was born in `cgroup`, an O_PATH fd of a cgroup v2
 /// directory (clone3 with CLONE_INTO_CGROUP). Returns only when no child
 /// was started: an error, or `Refused` where the kernel will not place the
 /// child in `cgroup` (never without one).
 ///
 /// The caller's promise: until `child` has heard from `parent` that it may
-/// go on (a pipe's EOF, say), `child` makes system calls only, and `parent`
-/// does nothing but tell it and exit without unwinding (exit_shared). Both
+/// go on (a byte on a pipe: EOF alone may be `parent` dying mid-allocation,
+/// and then `child` must _exit), `child` makes system calls only, and
+/// `parent` does nothing but tell it and exit without unwinding
+/// (exit_shared). Both
 /// closures and whatever they borrow live in frames `parent` never leaves.
 // `parent` cannot return (Infallible), which rustc reports on the match
 // that says so.
 #[allow(unreachable_code)]
-pub fn clone_shared<C, P>(cgroup: Option<RawFd>, child: C, parent: P) -> Result<Refused<C, P>>
+pub fn clone_shared<C, P>(
+    cgroup: Option<RawFd>,
+    share: bool,
+    child: C,
+    parent: P,
+) -> Result<Refused<C, P>>
 where
     C: FnOnce() -> Infallible,
     P: FnOnce(i32, bool) -> Infallible,
@@ -106,13 +122,13 @@ where
         .cast::<libc::c_void>();
     let entry = trampoline::<C> as extern "C" fn(*mut libc::c_void) -> !;
     let placed = cgroup.is_some();
+    let vm = if share { libc::CLONE_VM as u64 } else { 0 };
     let r = match cgroup {
         Some(fd) => {
             let args = super::spawn::CloneArgs {
                 // exit_signal must be 0 with CLONE_PARENT: the child reports
                 // to our parent with the signal we would have sent it.
-                flags: super::spawn::CLONE_INTO_CGROUP
-                    | (libc::CLONE_VM | libc::CLONE_PARENT) as u64,
+                flags: super::spawn::CLONE_INTO_CGROUP | vm | libc::CLONE_PARENT as u64,
                 stack: stack.base as u64 + GUARD as u64,
                 stack_size: STACK_SIZE as u64,
                 cgroup: fd as u64,
@@ -133,7 +149,7 @@ where
             }
         }
         None => {
-            let flags = (libc::CLONE_VM | libc::CLONE_PARENT | libc::SIGCHLD) as u64;
+            let flags = vm | (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
             // SAFETY: as above, with clone(2)'s new stack pointer.
             unsafe { raw_clone(libc::SYS_clone, flags, stack.top(), entry, arg) }
         }
@@ -151,7 +167,7 @@ where
                 child,
                 parent,
             }),
-            _ => Err(error).ctx(|| "clone(CLONE_VM|CLONE_PARENT) init's stage 2"),
+            _ => Err(error).ctx(|| "clone(CLONE_PARENT) init's stage 2"),
         };
     }
     // The child runs on the stack from now on, and it goes away with the
@@ -160,20 +176,24 @@ where
     match parent(r as i32, placed) {}
 }
 
-/// Leave a process whose memory a stage 2 shares: no exit handler, no
-/// unwinding, and no write by the kernel into that memory (musl and glibc
-/// register a word of it with set_tid_address, which the kernel clears at
-/// exit: glibc's is the thread's TID, which stage 2 would then read as 0).
-pub fn exit_shared(code: i32) -> Infallible {
-    // SAFETY: set_tid_address(NULL) only stops the kernel's write at exit;
-    // _exit ends this process, leaving the shared memory as it is.
+/// musl and glibc register a word of our memory with set_tid_address, which
+/// the kernel clears when we exit (glibc's is the thread's TID, which a
+/// stage 2 sharing the memory would then read as 0): no more.
+pub fn forget_tid_address() {
+    // SAFETY: set_tid_address(NULL) only stops the kernel's write at exit.
     unsafe {
         libc::syscall(
             libc::SYS_set_tid_address,
             std::ptr::null_mut::<libc::c_int>(),
-        );
-        libc::_exit(code)
-    }
+        )
+    };
+}
+
+/// Leave a process whose memory a stage 2 shares: no exit handler, no
+/// unwinding (call forget_tid_address first).
+pub fn exit_shared(code: i32) -> Infallible {
+    // SAFETY: _exit ends this process, leaving the shared memory as it is.
+    unsafe { libc::_exit(code) }
 }
 
 /// The child's first Rust frame: take the closure out of the parent's frame

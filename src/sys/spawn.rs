@@ -171,9 +171,10 @@ pub fn spawn(program: &Program, setup: &ChildSetup) -> std::io::Result<i32> {
     // CLONE_VFORK suspends us until the child has exec'd or exited, so this
     // frame (and `args`, `program`, `setup`) stays as it is meanwhile. The
     // child shares our memory but writes only its own stack and `errno`
-    // (an atomic), and makes raw system calls only: no allocation, no lock,
-    // no signal handler of ours to run (skiff installs none; the child
-    // unblocks signals only right before execve).
+    // (an atomic), and makes raw system calls only: no allocation, no lock.
+    // It unblocks signals first (as std's children do); none has a handler
+    // that could run in it but std's SIGSEGV/SIGBUS ones, which only a fault
+    // of the child's own would call.
     let pid = unsafe {
         libc::clone(
             vfork_child,
