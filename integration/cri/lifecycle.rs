@@ -454,12 +454,7 @@ fn check_failures(h: &Harness, sb: &str, pod: &cri::PodSandboxConfig, traces: &m
     traces.ids.push(fail.clone());
     remove_container(h, &fail);
 
-    // The shim of containerd 1.6 and 1.7 starts watching the cgroup for OOM
-    // only after `start` has returned (containerd 2 moved it to create, "in
-    // case the process goes OOM very quickly"): a hog that fills 16 MiB at
-    // once can be killed before the watch, and its reason then stays
-    // "Error" (seen once on the host, containerd 1.6.20). It waits first.
-    let hog = "sleep 0.5; x=0123456789abcdef; while :; do x=$x$x; done";
+    let hog = "x=0123456789abcdef; while :; do x=$x$x; done";
     let oom = h
         .cri
         .create_start(sb, pod, container("oom", &["sh", "-c", hog], 16 * MIB));
