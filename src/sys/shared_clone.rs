@@ -90,18 +90,18 @@ pub struct Refused<C, P> {
 
 /// Clone a child of our parent (CLONE_PARENT) that shares our memory
 /// (`share`; else it gets a copy, as from fork) and runs `child` on a stack
-/// of its own; then run `parent` here with its PID
-/// and whether it was born in `cgroup`, an O_PATH fd of a cgroup v2
-/// directory (clone3 with CLONE_INTO_CGROUP). Returns only when no child
-/// was started: an error, or `Refused` where the kernel will not place the
-/// child in `cgroup` (never without one).
+/// of its own; then run `parent` here with its PID and whether it was born
+/// in `cgroup`, an O_PATH fd of a cgroup v2 directory (clone3 with
+/// CLONE_INTO_CGROUP). Returns only when no child was started: an error, or
+/// `Refused` where the kernel will not place the child in `cgroup` (never
+/// without one).
 ///
 /// The caller's promise: until `child` has heard from `parent` that it may
 /// go on (a byte on a pipe: EOF alone may be `parent` dying mid-allocation,
 /// and then `child` must _exit), `child` makes system calls only, and
 /// `parent` does nothing but tell it and exit without unwinding
-/// (exit_shared). Both
-/// closures and whatever they borrow live in frames `parent` never leaves.
+/// (exit_shared). Both closures and whatever they borrow live in frames
+/// `parent` never leaves.
 // `parent` cannot return (Infallible), which rustc reports on the match
 // that says so.
 #[allow(unreachable_code)]
