@@ -218,8 +218,9 @@ fn stage1(ch: &Channel, t0: std::time::Instant) -> Result<Never> {
     clone_stage2(cfg.cgroup_fd, new_pidns, share, stage2_body, stage1_rest)
 }
 
-/// Stage 2 from its first instruction: wait for stage 1 to be gone, join
-/// the container's cgroups, then build the container.
+/// Stage 2 from its first instruction: wait for stage 1's go-ahead byte
+/// (stage 1 is done with the memory then), join the container's cgroups,
+/// then build the container.
 fn after_clone(
     ch: &Channel,
     cfg: &InitConfig,
